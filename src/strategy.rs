@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Stage 3 of the Check pipeline: the backend's outgoing-auth strategy decides which credential
+//! the backend receives, as header [`Mutations`].
+//!
+//! A new strategy is a new file, a new [`Strategy`] variant and a new arm in [`Strategy::apply`].
+
+mod header_injection;
+mod mutations;
+mod upstream_inject;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub use header_injection::HeaderInjection;
+pub(crate) use mutations::AUTHORIZATION_NAME;
+pub use mutations::{Mutations, SetHeader, AUTHORIZATION};
+pub use upstream_inject::UpstreamInject;
+
+use crate::identity::Identity;
+use crate::upstream::{StoreError, UpstreamStore, UpstreamTokenNotFound};
+
+/// A backend named by the route, with its strategy.
+#[derive(Debug)]
+pub struct Backend {
+    /// The name from `context_extensions`, or `default`.
+    pub name: Arc<str>,
+    /// What the backend receives.
+    pub strategy: Strategy,
+}
+
+/// One outgoing-auth strategy, validated and ready for the hot path.
+#[derive(Debug)]
+pub enum Strategy {
+    /// The backend receives no credential; the caller's `authorization` is removed.
+    Unauthenticated,
+    /// The backend receives a static header.
+    HeaderInjection(HeaderInjection),
+    /// The backend receives the caller's upstream token for one provider.
+    UpstreamInject(UpstreamInject),
+    /// RFC 8693 token exchange. Parsed and validated; the exchange itself is not wired yet, so
+    /// every Check on such a backend is denied as unavailable (never allowed).
+    TokenExchange,
+}
+
+/// The strategy type, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StrategyKind {
+    /// `unauthenticated`
+    Unauthenticated,
+    /// `header_injection`
+    HeaderInjection,
+    /// `upstream_inject`
+    UpstreamInject,
+    /// `token_exchange`
+    TokenExchange,
+}
+
+impl StrategyKind {
+    /// The config `type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::HeaderInjection => "header_injection",
+            Self::UpstreamInject => "upstream_inject",
+            Self::TokenExchange => "token_exchange",
+        }
+    }
+}
+
+/// Everything a strategy may use for one Check.
+#[derive(Debug)]
+pub struct StrategyContext<'a> {
+    /// The verified caller, absent with anonymous incoming auth.
+    pub identity: Option<&'a Identity>,
+    /// Upstream token store, present when an authorization server is configured.
+    pub store: Option<&'a UpstreamStore>,
+    /// When the answer is due (from the Check's `grpc-timeout`).
+    pub deadline: Instant,
+}
+
+/// Why a strategy could not produce a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum StrategyError {
+    /// The caller has no usable upstream token for the provider: they must log in again.
+    #[error("upstream token missing")]
+    UpstreamTokenNotFound(#[source] UpstreamTokenNotFound),
+    /// The strategy needs a caller identity and there is none (anonymous incoming auth).
+    #[error("{0} requires a caller identity")]
+    NoIdentity(&'static str),
+    /// The upstream token store failed.
+    #[error("upstream token store failed")]
+    Store(#[source] StoreError),
+    /// The strategy is configured but this build cannot run it yet.
+    #[error("{0} is not available in this build")]
+    NotAvailable(&'static str),
+}
+
+impl From<StoreError> for StrategyError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound(missing) => Self::UpstreamTokenNotFound(missing),
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl Strategy {
+    /// The strategy type.
+    pub fn kind(&self) -> StrategyKind {
+        match self {
+            Self::Unauthenticated => StrategyKind::Unauthenticated,
+            Self::HeaderInjection(_) => StrategyKind::HeaderInjection,
+            Self::UpstreamInject(_) => StrategyKind::UpstreamInject,
+            Self::TokenExchange => StrategyKind::TokenExchange,
+        }
+    }
+
+    /// Computes the header mutations for one Check.
+    ///
+    /// # Errors
+    /// [`StrategyError`]; every error is a denial, never an allow.
+    pub async fn apply(&self, ctx: &StrategyContext<'_>) -> Result<Mutations, StrategyError> {
+        match self {
+            Self::Unauthenticated => Ok(Mutations::remove_authorization()),
+            Self::HeaderInjection(h) => Ok(h.apply()),
+            Self::UpstreamInject(u) => u.apply(ctx).await,
+            Self::TokenExchange => Err(StrategyError::NotAvailable("token_exchange")),
+        }
+    }
+}
+
+/// Time left before `deadline`, at most `cap`.
+pub(crate) fn budget(deadline: Instant, cap: Duration) -> Duration {
+    deadline.saturating_duration_since(Instant::now()).min(cap)
+}

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: Apache-2.0
+//! `upstream_inject`: the backend receives the caller's own upstream IdP access token (obtained at
+//! login through the embedded authorization server) as `authorization: Bearer …`.
+
+use std::sync::Arc;
+
+use super::{Mutations, StrategyContext, StrategyError, AUTHORIZATION_NAME};
+use crate::upstream::UpstreamTokenNotFound;
+
+/// Inject the upstream token of one provider.
+#[derive(Debug)]
+pub struct UpstreamInject {
+    /// Name of an `authServer.upstreams[]` entry.
+    pub provider: Arc<str>,
+}
+
+impl UpstreamInject {
+    /// Reads the caller's token for this provider (one store read) and sets it as the bearer.
+    ///
+    /// # Errors
+    /// [`StrategyError::UpstreamTokenNotFound`] when the caller has no `tsid` or no usable token
+    /// for the provider; [`StrategyError::Store`] when the store fails.
+    pub async fn apply(&self, ctx: &StrategyContext<'_>) -> Result<Mutations, StrategyError> {
+        let identity = ctx
+            .identity
+            .ok_or(StrategyError::NoIdentity("upstream_inject"))?;
+        let not_found = || {
+            StrategyError::UpstreamTokenNotFound(UpstreamTokenNotFound {
+                provider: self.provider.clone(),
+            })
+        };
+        let (Some(tsid), Some(store)) = (&identity.tsid, ctx.store) else {
+            return Err(not_found());
+        };
+        let token = store
+            .access_token(tsid, &self.provider, ctx.deadline)
+            .await?;
+        let mut value = String::with_capacity(7 + token.expose_secret().len());
+        value.push_str("Bearer ");
+        value.push_str(token.expose_secret());
+        Ok(Mutations::set(AUTHORIZATION_NAME.clone(), value))
+    }
+}

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Prometheus metrics: Checks by backend, strategy and outcome; Check latency; identity cache.
+//! Labels are config names and fixed reason codes only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::response::Decision;
+use crate::strategy::Backend;
+
+/// A shared string label value (a backend name), cloned without allocating.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Name(Arc<str>);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, &self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CheckLabels {
+    backend: Name,
+    strategy: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CacheLabels {
+    result: &'static str,
+}
+
+/// The metric handles.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    checks: Family<CheckLabels, Counter>,
+    duration: Histogram,
+    identity_cache: Family<CacheLabels, Counter>,
+    unknown_backend: Name,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("mcp_authz");
+        let checks = Family::<CheckLabels, Counter>::default();
+        registry.register(
+            "checks",
+            "Check calls by backend, strategy and outcome (allow or a denial reason)",
+            checks.clone(),
+        );
+        let duration = Histogram::new(exponential_buckets(0.000_01, 2.0, 20));
+        registry.register(
+            "check_duration_seconds",
+            "Time spent answering a Check",
+            duration.clone(),
+        );
+        let identity_cache = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "identity_cache",
+            "Verified-token cache lookups by result",
+            identity_cache.clone(),
+        );
+        Self {
+            registry,
+            checks,
+            duration,
+            identity_cache,
+            unknown_backend: Name(Arc::from("<unknown>")),
+        }
+    }
+
+    /// Records one Check.
+    pub fn record(&self, backend: Option<&Backend>, decision: &Decision, elapsed: Duration) {
+        let (name, strategy) = match backend {
+            Some(b) => (Name(b.name.clone()), b.strategy.kind().as_str()),
+            None => (self.unknown_backend.clone(), "none"),
+        };
+        let outcome = match decision {
+            Decision::Allow { facts, .. } => {
+                if backend.is_some_and(|_| facts.subject.is_some()) {
+                    let result = if facts.identity_cache_hit {
+                        "hit"
+                    } else {
+                        "miss"
+                    };
+                    self.identity_cache
+                        .get_or_create(&CacheLabels { result })
+                        .inc();
+                }
+                "allow"
+            }
+            Decision::Deny(denial) => denial.reason,
+        };
+        self.checks
+            .get_or_create(&CheckLabels {
+                backend: name,
+                strategy,
+                outcome,
+            })
+            .inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

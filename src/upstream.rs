@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Stage 2 of the Check pipeline: the caller's upstream IdP tokens, linked to our JWT by its
+//! `tsid` claim and stored per (tsid, provider) in storage schema v1 (DESIGN.md §7.1).
+//!
+//! Reads are lazy: a Check reads only the one provider its backend needs.
+
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+use crate::secret::{Token, Tsid};
+
+/// The caller has no usable upstream token for `provider` (absent, empty, or expired and not
+/// refreshable): the MCP client must send the user through login again.
+///
+/// Names the provider, never the token.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("upstream token for provider {provider:?} is unavailable; re-authentication required")]
+pub struct UpstreamTokenNotFound {
+    /// The provider whose token is missing.
+    pub provider: Arc<str>,
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No usable token for this (tsid, provider).
+    #[error(transparent)]
+    NotFound(UpstreamTokenNotFound),
+    /// The stored record cannot be used (not schema v1 JSON, or a value that cannot be a header).
+    #[error("stored upstream record for provider {provider:?} is corrupt: {reason}")]
+    Corrupt {
+        /// The provider of the record.
+        provider: Arc<str>,
+        /// What is wrong, never the record's content.
+        reason: &'static str,
+    },
+    /// The store did not answer in time or at all.
+    #[error("upstream token store unavailable: {0}")]
+    Unavailable(&'static str),
+}
+
+/// One provider's tokens for one login session: storage schema v1.
+#[derive(Clone)]
+pub struct UpstreamToken {
+    /// The upstream access token, injected or exchanged.
+    pub access_token: Token,
+    /// Refresh token, if the provider issued one.
+    pub refresh_token: Option<Token>,
+    /// OIDC ID token, if any.
+    pub id_token: Option<Token>,
+    /// Access-token expiry, unix seconds; `None` = never expires.
+    pub expires_at: Option<u64>,
+    /// Upstream subject.
+    pub subject: Option<String>,
+    /// OAuth client that started the login.
+    pub client_id: Option<String>,
+}
+
+impl std::fmt::Debug for UpstreamToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamToken")
+            .field("expires_at", &self.expires_at)
+            .field("subject", &self.subject)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The JSON record of schema v1; private so that tokens leave it only as [`Token`]s.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+}
+
+impl UpstreamToken {
+    /// Serialises to the schema v1 JSON record.
+    pub fn to_json(&self) -> Vec<u8> {
+        let record = Record {
+            access_token: self.access_token.expose_secret().to_owned(),
+            refresh_token: self
+                .refresh_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned()),
+            id_token: self.id_token.as_ref().map(|t| t.expose_secret().to_owned()),
+            expires_at: self.expires_at,
+            subject: self.subject.clone(),
+            client_id: self.client_id.clone(),
+        };
+        // A struct of strings and integers always serialises.
+        serde_json::to_vec(&record).unwrap_or_default()
+    }
+
+    /// Parses a schema v1 JSON record.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when it is not one; the content is never echoed.
+    pub fn from_json(bytes: &[u8], provider: &Arc<str>) -> Result<Self, StoreError> {
+        let record: Record = serde_json::from_slice(bytes).map_err(|_| StoreError::Corrupt {
+            provider: provider.clone(),
+            reason: "not a schema v1 JSON record",
+        })?;
+        Ok(Self {
+            access_token: Token::new(record.access_token),
+            refresh_token: record.refresh_token.map(Token::new),
+            id_token: record.id_token.map(Token::new),
+            expires_at: record.expires_at,
+            subject: record.subject,
+            client_id: record.client_id,
+        })
+    }
+
+    /// Whether the access token has expired at `now` (unix seconds).
+    pub fn is_expired_at(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// How long the stored record should live: access-token expiry plus the refresh lifetime,
+    /// so an expired access token can still be refreshed; `None` when it never expires.
+    pub fn storage_ttl(&self, now: u64, refresh_lifetime: Duration) -> Option<Duration> {
+        self.expires_at
+            .map(|at| Duration::from_secs(at.saturating_sub(now)).saturating_add(refresh_lifetime))
+    }
+}
+
+/// How long a stored record outlives its access token, so it can still be refreshed.
+pub const DEFAULT_REFRESH_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Where upstream tokens live.
+#[derive(Debug)]
+pub enum UpstreamStore {
+    /// In-process.
+    Memory(MemoryStore),
+    /// Redis, shared by replicas.
+    Redis(RedisStore),
+}
+
+impl UpstreamStore {
+    /// Reads one provider's record.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] or [`StoreError::Unavailable`]; `Ok(None)` when there is none.
+    pub async fn get(
+        &self,
+        tsid: &Tsid,
+        provider: &Arc<str>,
+        deadline: Instant,
+    ) -> Result<Option<UpstreamToken>, StoreError> {
+        match self {
+            Self::Memory(m) => Ok(m.get(tsid, provider)),
+            Self::Redis(r) => r.get(tsid, provider, deadline).await,
+        }
+    }
+
+    /// Writes one provider's record (schema v1), replacing any previous one.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis fails.
+    pub async fn put(
+        &self,
+        tsid: &Tsid,
+        provider: &str,
+        token: &UpstreamToken,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(m) => {
+                m.put(tsid, provider, token.clone());
+                Ok(())
+            }
+            Self::Redis(r) => r.put(tsid, provider, token).await,
+        }
+    }
+
+    /// The usable access token for one provider.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when it is absent, empty or expired (refresh comes with the
+    /// authorization server), or not usable as a header value ([`StoreError::Corrupt`]);
+    /// [`StoreError::Unavailable`] when the store fails.
+    pub async fn access_token(
+        &self,
+        tsid: &Tsid,
+        provider: &Arc<str>,
+        deadline: Instant,
+    ) -> Result<Token, StoreError> {
+        let not_found = || {
+            StoreError::NotFound(UpstreamTokenNotFound {
+                provider: provider.clone(),
+            })
+        };
+        let record = self
+            .get(tsid, provider, deadline)
+            .await?
+            .ok_or_else(not_found)?;
+        if record.access_token.is_empty() || record.is_expired_at(unix_now()) {
+            return Err(not_found());
+        }
+        if !is_token68(record.access_token.expose_secret()) {
+            return Err(StoreError::Corrupt {
+                provider: provider.clone(),
+                reason: "access token is not a valid bearer credential",
+            });
+        }
+        Ok(record.access_token)
+    }
+
+    /// Whether the store answers (for readiness).
+    pub async fn ping(&self) -> bool {
+        match self {
+            Self::Memory(_) => true,
+            Self::Redis(r) => r.ping().await,
+        }
+    }
+}
+
+/// RFC 6750 `b64token` characters, so a stored token can never inject a header.
+fn is_token68(value: &str) -> bool {
+    !value.is_empty()
+        && value.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+        })
+}
+
+/// Seconds since the unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider() -> Arc<str> {
+        Arc::from("github")
+    }
+
+    #[test]
+    fn schema_v1_round_trips_with_camel_case_fields() {
+        let json = br#"{"accessToken":"gho_a","refreshToken":"r","expiresAt":42,"subject":"u1","clientId":"c"}"#;
+        let token = UpstreamToken::from_json(json, &provider()).unwrap();
+        assert_eq!(token.access_token.expose_secret(), "gho_a");
+        assert_eq!(token.expires_at, Some(42));
+        let back: serde_json::Value = serde_json::from_slice(&token.to_json()).unwrap();
+        assert_eq!(back["accessToken"], "gho_a");
+        assert_eq!(back["refreshToken"], "r");
+        assert_eq!(back["clientId"], "c");
+        assert!(back.get("idToken").is_none());
+    }
+
+    #[test]
+    fn corrupt_record_error_never_echoes_content() {
+        let err = UpstreamToken::from_json(b"{\"accessToken\": gho_leak", &provider()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }));
+        assert!(!err.to_string().contains("gho_leak"));
+    }
+
+    #[test]
+    fn ttl_is_expiry_plus_refresh_lifetime() {
+        let mut token = UpstreamToken::from_json(br#"{"accessToken":"a"}"#, &provider()).unwrap();
+        assert_eq!(token.storage_ttl(100, Duration::from_secs(10)), None);
+        token.expires_at = Some(160);
+        assert_eq!(
+            token.storage_ttl(100, Duration::from_secs(10)),
+            Some(Duration::from_secs(70))
+        );
+    }
+
+    #[test]
+    fn token68_rejects_header_injection() {
+        assert!(is_token68("gho_abc.DEF-123~+/="));
+        assert!(!is_token68("abc\r\nx-evil: 1"));
+        assert!(!is_token68("a b"));
+        assert!(!is_token68(""));
+    }
+}

@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Redis upstream token store, storage schema v1: key `{keyPrefix}upstream:{tsid}:{provider}`,
+//! value the JSON record, TTL = access-token expiry + refresh lifetime (none if it never expires).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use tokio::time::Instant;
+
+use super::{unix_now, StoreError, UpstreamToken, DEFAULT_REFRESH_LIFETIME};
+use crate::secret::Tsid;
+
+/// A Redis-backed store; the connection is made lazily and re-made after failures.
+pub struct RedisStore {
+    connection: ConnectionManager,
+    key_prefix: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store for `url`; no connection is attempted until the first command.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the URL cannot be used.
+    pub fn new(url: &str, key_prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client =
+            redis::Client::open(url).map_err(|_| StoreError::Unavailable("invalid redis url"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|_| StoreError::Unavailable("cannot create redis connection"))?;
+        Ok(Self {
+            connection,
+            key_prefix: key_prefix.to_owned(),
+            timeout,
+        })
+    }
+
+    fn key(&self, tsid: &Tsid, provider: &str) -> String {
+        format!(
+            "{}upstream:{}:{}",
+            self.key_prefix,
+            tsid.expose_secret(),
+            provider
+        )
+    }
+
+    /// One provider's record.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] on any Redis failure or when `deadline` passes;
+    /// [`StoreError::Corrupt`] when the value is not a schema v1 record.
+    pub async fn get(
+        &self,
+        tsid: &Tsid,
+        provider: &Arc<str>,
+        deadline: Instant,
+    ) -> Result<Option<UpstreamToken>, StoreError> {
+        let key = self.key(tsid, provider);
+        let mut conn = self.connection.clone();
+        let budget = crate::strategy::budget(deadline, self.timeout);
+        let value: Option<Vec<u8>> = tokio::time::timeout(budget, conn.get(key))
+            .await
+            .map_err(|_| StoreError::Unavailable("redis timed out"))?
+            .map_err(|_| StoreError::Unavailable("redis command failed"))?;
+        value
+            .map(|bytes| UpstreamToken::from_json(&bytes, provider))
+            .transpose()
+    }
+
+    /// Writes one provider's record with the schema v1 TTL.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] on any Redis failure.
+    pub async fn put(
+        &self,
+        tsid: &Tsid,
+        provider: &str,
+        token: &UpstreamToken,
+    ) -> Result<(), StoreError> {
+        let key = self.key(tsid, provider);
+        let value = token.to_json();
+        let mut conn = self.connection.clone();
+        let write = async {
+            match token.storage_ttl(unix_now(), DEFAULT_REFRESH_LIFETIME) {
+                Some(ttl) => {
+                    conn.set_ex::<_, _, ()>(key, value, ttl.as_secs().max(1))
+                        .await
+                }
+                None => conn.set::<_, _, ()>(key, value).await,
+            }
+        };
+        tokio::time::timeout(self.timeout * 5, write)
+            .await
+            .map_err(|_| StoreError::Unavailable("redis timed out"))?
+            .map_err(|_| StoreError::Unavailable("redis command failed"))
+    }
+
+    /// Whether Redis answers PING within the timeout.
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.connection.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut conn);
+        matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)))
+    }
+}

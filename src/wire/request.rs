@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+//! `CheckRequest` → [`CheckInput`]: the two facts the pipeline needs, borrowed from the request.
+
+use super::pb::auth::CheckRequest;
+
+/// What the pipeline reads from a Check.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckInput<'a> {
+    /// The `authorization` header value, if one was sent.
+    pub authorization: Option<&'a str>,
+    /// Whether more than one `authorization` header was sent (raw header map only); such a
+    /// request is rejected rather than guessing which one counts.
+    pub repeated_authorization: bool,
+    /// The backend named by the route's `context_extensions`, if any.
+    pub backend: Option<&'a str>,
+}
+
+impl<'a> CheckInput<'a> {
+    /// Reads a CheckRequest. `backend_key` is the `context_extensions` key naming the backend.
+    ///
+    /// Envoy sends headers either in the lower-cased `headers` map or, with
+    /// `encode_raw_headers: true`, in `header_map`; both are read.
+    pub fn from_request(request: &'a CheckRequest, backend_key: &str) -> Self {
+        let Some(attributes) = &request.attributes else {
+            return Self::default();
+        };
+        let backend = attributes
+            .context_extensions
+            .get(backend_key)
+            .map(String::as_str);
+        let http = attributes.request.as_ref().and_then(|r| r.http.as_ref());
+        let mut input = Self {
+            backend,
+            ..Self::default()
+        };
+        let Some(http) = http else {
+            return input;
+        };
+        input.authorization = http.headers.get("authorization").map(String::as_str);
+        if input.authorization.is_none() {
+            if let Some(map) = &http.header_map {
+                let mut values = map
+                    .headers
+                    .iter()
+                    .filter(|h| h.key.eq_ignore_ascii_case("authorization"))
+                    .map(|h| {
+                        if h.value.is_empty() {
+                            std::str::from_utf8(&h.raw_value).unwrap_or("\u{0}")
+                        } else {
+                            h.value.as_str()
+                        }
+                    });
+                input.authorization = values.next();
+                input.repeated_authorization = values.next().is_some();
+            }
+        }
+        input
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pb::auth::{attribute_context, AttributeContext};
+    use super::super::pb::core::{HeaderMap, HeaderValue};
+    use super::*;
+
+    fn request(
+        headers: &[(&str, &str)],
+        raw: &[(&str, &[u8])],
+        backend: Option<&str>,
+    ) -> CheckRequest {
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                request: Some(attribute_context::Request {
+                    http: Some(attribute_context::HttpRequest {
+                        headers: headers
+                            .iter()
+                            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                            .collect(),
+                        header_map: (!raw.is_empty()).then(|| HeaderMap {
+                            headers: raw
+                                .iter()
+                                .map(|(k, v)| HeaderValue {
+                                    key: (*k).to_owned(),
+                                    value: String::new(),
+                                    raw_value: v.to_vec(),
+                                })
+                                .collect(),
+                        }),
+                        ..Default::default()
+                    }),
+                }),
+                context_extensions: backend
+                    .map(|b| [("backend".to_owned(), b.to_owned())].into())
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn reads_authorization_and_backend() {
+        let req = request(&[("authorization", "Bearer x")], &[], Some("github"));
+        let input = CheckInput::from_request(&req, "backend");
+        assert_eq!(input.authorization, Some("Bearer x"));
+        assert_eq!(input.backend, Some("github"));
+        assert_eq!(CheckInput::from_request(&req, "other").backend, None);
+    }
+
+    #[test]
+    fn reads_raw_header_map_and_flags_repeats() {
+        let req = request(
+            &[],
+            &[
+                ("Authorization", b"Bearer a"),
+                ("authorization", b"Bearer b"),
+            ],
+            None,
+        );
+        let input = CheckInput::from_request(&req, "backend");
+        assert_eq!(input.authorization, Some("Bearer a"));
+        assert!(input.repeated_authorization);
+    }
+
+    #[test]
+    fn empty_request_has_nothing() {
+        let request = CheckRequest::default();
+        let input = CheckInput::from_request(&request, "backend");
+        assert!(input.authorization.is_none() && input.backend.is_none());
+    }
+}

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Shared test harness: a real mcp-authz on loopback ports, a signing key on disk, token minting,
+//! and a Check client built from Envoy's official protos (`envoy-types`).
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mcp_authz::app::{self, State};
+use mcp_authz::authserver::SigningKey;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+pub const ISSUER: &str = "http://127.0.0.1:9090";
+pub const AUDIENCE: &str = "http://127.0.0.1:10000/mcp";
+
+/// A P-256 key written to a temp file, as `authServer.signingKeyFile` expects.
+pub struct TestKey {
+    pub key: SigningKey,
+    pub encoding: EncodingKey,
+    pub dir: tempfile::TempDir,
+    pub path: String,
+}
+
+impl TestKey {
+    pub fn new() -> Self {
+        let key = SigningKey::generate();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing.pem");
+        std::fs::write(&path, key.to_pkcs8_pem().unwrap()).unwrap();
+        let encoding = key.encoding_key().unwrap();
+        Self {
+            key,
+            encoding,
+            path: path.to_string_lossy().into_owned(),
+            dir,
+        }
+    }
+
+    /// A valid token for `sub`, with optional `tsid`; `extra` overrides any claim.
+    pub fn token(&self, sub: &str, tsid: Option<&str>, extra: serde_json::Value) -> String {
+        let now = now();
+        let mut claims = serde_json::json!({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": sub,
+            "iat": now, "exp": now + 300, "jti": format!("jti-{sub}-{now}"),
+            "client_id": "test-client",
+        });
+        if let Some(tsid) = tsid {
+            claims["tsid"] = tsid.into();
+        }
+        if let serde_json::Value::Object(extra) = extra {
+            for (k, v) in extra {
+                claims[k] = v;
+            }
+        }
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.key.kid().to_owned());
+        jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
+    }
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The standard Mode B config used by most tests; `storage` is a YAML flow mapping.
+pub fn mode_b_config(key_path: &str, storage: &str) -> String {
+    format!(
+        r#"
+server:
+  grpcAddr: 127.0.0.1:0
+  httpAddr: 127.0.0.1:0
+  resourceUrl: {AUDIENCE}
+incomingAuth:
+  type: oidc
+  oidc: {{ issuer: "{ISSUER}", audience: "{AUDIENCE}" }}
+authServer:
+  issuer: {ISSUER}
+  allowedAudiences: ["{AUDIENCE}"]
+  signingKeyFile: {key_path}
+  upstreams:
+    - name: github
+      type: oauth2
+      oauth2: {{ authorizationEndpoint: "https://github.example/authorize", tokenEndpoint: "https://github.example/token", clientId: gh }}
+    - name: okta
+      type: oauth2
+      oauth2: {{ authorizationEndpoint: "https://okta.example/authorize", tokenEndpoint: "https://okta.example/token", clientId: ok }}
+  storage: {storage}
+outgoingAuth:
+  default: {{ type: unauthenticated }}
+  backends:
+    github: {{ type: upstream_inject, upstreamInject: {{ providerName: github }} }}
+    okta: {{ type: upstream_inject, upstreamInject: {{ providerName: okta }} }}
+    public: {{ type: unauthenticated }}
+    static: {{ type: header_injection, headerInjection: {{ headerName: X-Api-Key, headerValue: static-secret-value }} }}
+    exchange: {{ type: token_exchange, tokenExchange: {{ tokenUrl: "http://127.0.0.1:1/token", subjectProviderName: okta }} }}
+"#
+    )
+}
+
+/// A running mcp-authz.
+pub struct TestServer {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub state: Arc<State>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(yaml: &str) -> Self {
+        let config = mcp_authz::config::parse_str(yaml).expect("test config parses");
+        let env: HashMap<String, String> = HashMap::new();
+        let (state, _warnings) = State::build(&config, &env)
+            .await
+            .expect("test config is valid");
+        let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app::run(state.clone(), grpc, http, async {
+            let _ = stopped.await;
+        }));
+        let task = tokio::spawn(async move {
+            task.await.unwrap().unwrap();
+        });
+        Self {
+            grpc: grpc_addr,
+            http: http_addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn client(&self) -> AuthorizationClient<tonic::transport::Channel> {
+        AuthorizationClient::connect(format!("http://{}", self.grpc))
+            .await
+            .unwrap()
+    }
+
+    /// Stops the server and waits until both listeners have closed.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+/// A CheckRequest as Envoy builds it.
+pub fn check_request(authorization: Option<&str>, backend: Option<&str>) -> CheckRequest {
+    let mut headers: HashMap<String, String> = HashMap::from([
+        (":authority".to_owned(), "mcp.example.com".to_owned()),
+        (":method".to_owned(), "POST".to_owned()),
+        (":path".to_owned(), "/mcp".to_owned()),
+    ]);
+    if let Some(a) = authorization {
+        headers.insert("authorization".to_owned(), a.to_owned());
+    }
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    method: "POST".to_owned(),
+                    path: "/mcp".to_owned(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            context_extensions: backend
+                .map(|b| HashMap::from([("backend".to_owned(), b.to_owned())]))
+                .unwrap_or_default(),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Calls Check.
+pub async fn check(
+    server: &TestServer,
+    authorization: Option<&str>,
+    backend: Option<&str>,
+) -> CheckResponse {
+    server
+        .client()
+        .await
+        .check(check_request(authorization, backend))
+        .await
+        .expect("Check answers with a CheckResponse, never a gRPC error")
+        .into_inner()
+}
+
+/// Every log line of this test binary, at TRACE level, so tests can assert that no secret was
+/// ever logged.
+pub fn logs() -> &'static LogBuffer {
+    static LOGS: std::sync::OnceLock<&'static LogBuffer> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer: &'static LogBuffer = Box::leak(Box::new(LogBuffer::default()));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("trace,h2=info,tower=info,hyper=info,tonic=debug")
+            .with_writer(move || buffer.clone_writer())
+            .try_init();
+        buffer
+    })
+}
+
+#[derive(Default)]
+pub struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+pub struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn clone_writer(&self) -> LogWriter {
+        LogWriter(self.0.clone())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// Panics if any secret appears in any log line so far.
+    pub fn assert_never_logged(&self, secrets: &[&str]) {
+        let text = self.text();
+        assert!(!text.is_empty(), "log capture is active");
+        for s in secrets {
+            assert!(!text.contains(s), "a secret value was logged");
+        }
+    }
+}
