@@ -1,1 +1,112 @@
-fn main() {}
+// SPDX-License-Identifier: Apache-2.0
+//! criterion: the in-process Check pipeline on its hot path (verified-token cache warm, memory
+//! store), the response encoding, and one uncached ES256 verification for comparison.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use jsonwebtoken::{Algorithm, Header, Validation};
+use mcp_authz::app::State;
+use mcp_authz::authserver::SigningKey;
+use mcp_authz::response::encode::encode;
+use mcp_authz::secret::{Token, Tsid};
+use mcp_authz::upstream::UpstreamToken;
+use mcp_authz::wire::CheckInput;
+
+const ISSUER: &str = "https://mcp.example.com";
+const AUDIENCE: &str = "https://mcp.example.com/mcp";
+
+fn config(key_path: &str) -> String {
+    format!(
+        r#"
+server: {{ resourceUrl: "{AUDIENCE}" }}
+incomingAuth: {{ oidc: {{ issuer: "{ISSUER}", audience: "{AUDIENCE}" }} }}
+authServer:
+  issuer: {ISSUER}
+  allowedAudiences: ["{AUDIENCE}"]
+  signingKeyFile: {key_path}
+  upstreams:
+    - {{ name: github, type: oauth2, oauth2: {{ authorizationEndpoint: "https://gh.example/a", tokenEndpoint: "https://gh.example/t", clientId: c }} }}
+outgoingAuth:
+  backends:
+    github: {{ type: upstream_inject, upstreamInject: {{ providerName: github }} }}
+"#
+    )
+}
+
+fn token(key: &SigningKey) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "4d2b7e1c-0f3a-4c1e-9a55-6f0e2b8c9d11", "iat": now,
+        "exp": now + 3600, "jti": "b1f0c9e2-55aa-4f0b-8e0c-3c2d1b0a9f88", "client_id": "mcp-client-1234",
+        "tsid": "Q2ZJ7K4V3M6N8P1R5T9W0X2Y4Z6A8C0E", "name": "Alice Example", "email": "alice@example.com",
+        "scope": "openid profile email mcp:tools mcp:resources",
+    });
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(key.kid().to_owned());
+    jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = SigningKey::generate();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.pem");
+    std::fs::write(&path, key.to_pkcs8_pem().unwrap()).unwrap();
+    let cfg = mcp_authz::config::parse_str(&config(&path.to_string_lossy())).unwrap();
+    let env: HashMap<String, String> = HashMap::new();
+    let (state, _) = rt.block_on(State::build(&cfg, &env)).unwrap();
+    let upstream = UpstreamToken {
+        access_token: Token::new("gho_16C7e42F292c6912E7710c838347Ae178B4a"),
+        refresh_token: None,
+        id_token: None,
+        expires_at: None,
+        subject: None,
+        client_id: None,
+    };
+    rt.block_on(state.runtime.store.as_ref().unwrap().put(
+        &Tsid::new("Q2ZJ7K4V3M6N8P1R5T9W0X2Y4Z6A8C0E"),
+        "github",
+        &upstream,
+    ))
+    .unwrap();
+    let jwt = token(&key);
+    let authorization = format!("Bearer {jwt}");
+    let input = CheckInput {
+        authorization: Some(&authorization),
+        repeated_authorization: false,
+        backend: Some("github"),
+    };
+    let deadline = || tokio::time::Instant::now() + Duration::from_millis(200);
+
+    c.bench_function("check/upstream_inject_warm", |b| {
+        b.to_async(&rt)
+            .iter(|| async { mcp_authz::check::check(&state, &input, deadline()).await })
+    });
+    c.bench_function("check/upstream_inject_warm_with_encode", |b| {
+        b.to_async(&rt)
+            .iter(|| async { encode(mcp_authz::check::check(&state, &input, deadline()).await) })
+    });
+
+    let decoding = key.key_set().unwrap();
+    let verifying = decoding.find(Some(key.kid())).unwrap().clone();
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    c.bench_function("jwt/es256_verify_uncached", |b| {
+        b.iter(|| {
+            jsonwebtoken::decode::<serde_json::Value>(&jwt, &verifying.key, &validation).unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

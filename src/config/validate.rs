@@ -673,11 +673,7 @@ fn cross_checks(config: &Config, strategies: &[(String, &StrategyConfig)], v: &m
 }
 
 fn needs_identity(s: &StrategyConfig) -> bool {
-    match s.kind.as_str() {
-        "upstream_inject" => true,
-        "token_exchange" => true,
-        _ => false,
-    }
+    matches!(s.kind.as_str(), "upstream_inject" | "token_exchange")
 }
 
 /// `^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`, at most 63 characters.

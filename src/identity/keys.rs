@@ -85,7 +85,7 @@ impl KeySet {
                 Err(why) => notes.push(format!("key {i} skipped: {why}")),
             }
         }
-        if set.len() == 0 {
+        if set.is_empty() {
             return Err("JWKS holds no usable verification key".to_owned());
         }
         Ok((set, notes))

@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Shared test harness: a real mcp-authz on loopback ports, a signing key on disk, token minting,
 //! and a Check client built from Envoy's official protos (`envoy-types`).
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Boot validation: each rule, violated on purpose, produces its exact line; all problems are
+//! reported at once in a stable order; the binary's `validate` and `serve` refuse bad configs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use mcp_authz::config::{parse_str, validate};
+
+const GOOD: &str = r#"
+server:
+  resourceUrl: https://mcp.example.com/mcp
+incomingAuth:
+  type: oidc
+  oidc: { issuer: "https://mcp.example.com", audience: "https://mcp.example.com/mcp" }
+authServer:
+  issuer: https://mcp.example.com
+  allowedAudiences: ["https://mcp.example.com/mcp"]
+  upstreams:
+    - name: github
+      type: oauth2
+      oauth2: { authorizationEndpoint: "https://github.com/login/oauth/authorize", tokenEndpoint: "https://github.com/login/oauth/access_token", clientId: gh, clientSecretEnv: GH_SECRET }
+    - name: okta
+      type: oidc
+      oidc: { issuerUrl: "https://okta.example.com", clientId: ok }
+outgoingAuth:
+  default: { type: unauthenticated }
+  backends:
+    github: { type: upstream_inject, upstreamInject: { providerName: github } }
+    api: { type: header_injection, headerInjection: { headerName: x-api-key, headerValueEnv: API_KEY } }
+    jira: { type: token_exchange, tokenExchange: { tokenUrl: "https://sts.example.com/token", clientId: c, clientSecretEnv: JIRA_SECRET, audience: jira, subjectProviderName: okta } }
+"#;
+
+fn env() -> HashMap<String, String> {
+    [
+        ("GH_SECRET", "s1"),
+        ("API_KEY", "k1"),
+        ("JIRA_SECRET", "s2"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// Every line `validate` reports for `yaml`.
+fn lines(yaml: &str) -> Vec<String> {
+    let config = parse_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+    validate(&config, &env())
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+/// `GOOD` with one text replacement applied; panics if the text is not there.
+fn with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "fixture lacks {from:?}");
+    GOOD.replacen(from, to, 1)
+}
+
+fn assert_only(yaml: &str, expected: &[&str]) {
+    assert_eq!(lines(yaml), expected, "for config:\n{yaml}");
+}
+
+#[test]
+fn the_good_config_has_no_violation() {
+    assert_only(GOOD, &[]);
+}
+
+#[test]
+fn v01_upstream_inject_without_auth_server() {
+    let yaml = r#"
+server: { resourceUrl: "https://mcp.example.com/mcp" }
+incomingAuth: { oidc: { issuer: "https://idp.example.com", audience: "https://mcp.example.com/mcp", jwksUrl: "https://idp.example.com/jwks" } }
+outgoingAuth:
+  default: { type: upstream_inject, upstreamInject: { providerName: github } }
+"#;
+    assert_only(yaml, &["V-01 outgoingAuth.default: upstream_inject requires an embedded auth server (authServer must be configured)"]);
+}
+
+#[test]
+fn v02_provider_not_among_upstreams_lists_the_known_names() {
+    assert_only(
+        &with("providerName: github", "providerName: gitlab"),
+        &["V-02 outgoingAuth.backends.github.upstreamInject.providerName: providerName \"gitlab\" not found in authServer.upstreams (known: github, okta)"],
+    );
+    assert_only(
+        &with("subjectProviderName: okta", "subjectProviderName: azure"),
+        &["V-02 outgoingAuth.backends.jira.tokenExchange.subjectProviderName: subjectProviderName \"azure\" not found in authServer.upstreams (known: github, okta)"],
+    );
+}
+
+#[test]
+fn v03_subject_provider_without_auth_server_and_own_jwt_warning() {
+    let yaml = r#"
+server: { resourceUrl: "https://mcp.example.com/mcp" }
+incomingAuth: { oidc: { issuer: "https://idp.example.com", audience: "https://mcp.example.com/mcp", jwksFile: jwks.json } }
+outgoingAuth:
+  backends:
+    jira: { type: token_exchange, tokenExchange: { tokenUrl: "https://sts.example.com/token", subjectProviderName: okta } }
+"#;
+    assert_only(yaml, &["V-03 outgoingAuth.backends.jira.tokenExchange.subjectProviderName: subjectProviderName requires an embedded auth server (authServer must be configured)"]);
+    assert_only(
+        &with(", subjectProviderName: okta", ""),
+        &["warning: V-03 outgoingAuth.backends.jira.tokenExchange: token_exchange without subjectProviderName sends our own JWT to a third-party token endpoint"],
+    );
+}
+
+#[test]
+fn v04_issuer_mismatch() {
+    assert_only(
+        &with(r#"oidc: { issuer: "https://mcp.example.com""#, r#"oidc: { issuer: "https://mcp.example.com/""#),
+        &["V-04 incomingAuth.oidc.issuer: auth server issuer \"https://mcp.example.com\" != incomingAuth.oidc.issuer \"https://mcp.example.com/\""],
+    );
+}
+
+#[test]
+fn v05_auth_server_itself() {
+    let yaml = with(
+        "  issuer: https://mcp.example.com\n",
+        "  issuer: http://mcp.example.com\n",
+    );
+    assert!(lines(&yaml).contains(&"V-05 authServer.issuer: auth server issuer \"http://mcp.example.com\" must use https (http only for loopback)".to_owned()));
+    let yaml = with("    - name: okta", "    - name: Okta_1");
+    assert!(lines(&yaml).contains(&"V-05 authServer.upstreams[1].name: name \"Okta_1\" must match ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$ (lowercase alphanumeric and hyphens)".to_owned()), "{:?}", lines(&yaml));
+    let yaml = with("    - name: okta", "    - name: github");
+    assert!(lines(&yaml).contains(
+        &"V-05 authServer.upstreams[1].name: duplicate upstream name \"github\"".to_owned()
+    ));
+    let yaml = r#"
+server: { resourceUrl: "https://mcp.example.com/mcp" }
+incomingAuth: { oidc: { issuer: "", audience: "https://mcp.example.com/mcp" } }
+authServer: { allowedAudiences: ["https://mcp.example.com/mcp"] }
+outgoingAuth: {}
+"#;
+    let got = lines(yaml);
+    assert!(
+        got.contains(&"V-05 authServer.issuer: auth server issuer is required".to_owned()),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(
+            &"V-05 authServer.upstreams: auth server requires at least one upstream".to_owned()
+        ),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn v06_empty_provider_name() {
+    assert_only(
+        &with("providerName: github", "providerName: \"\""),
+        &["V-06 outgoingAuth.backends.github.upstreamInject.providerName: upstream_inject requires a non-empty providerName"],
+    );
+}
+
+#[test]
+fn v07_audience_not_allowed() {
+    assert_only(
+        &with(r#"allowedAudiences: ["https://mcp.example.com/mcp"]"#, r#"allowedAudiences: ["https://other.example.com/mcp"]"#),
+        &["V-07 incomingAuth.oidc.audience: incomingAuth.oidc.audience \"https://mcp.example.com/mcp\" not in authServer.allowedAudiences [\"https://other.example.com/mcp\"]"],
+    );
+}
+
+#[test]
+fn v08_strategy_fields() {
+    let cases = [
+        (("headerName: x-api-key", "headerName: \"bad header\""), "V-08 outgoingAuth.backends.api.headerInjection.headerName: headerName \"bad header\" is not a valid HTTP header name"),
+        (("headerName: x-api-key", "headerName: Host"), "V-08 outgoingAuth.backends.api.headerInjection.headerName: headerName \"Host\" cannot be set by ext_authz"),
+        (("headerValueEnv: API_KEY", "headerValue: \"a\\r\\nx-evil: 1\""), "V-08 outgoingAuth.backends.api.headerInjection.headerValue: header value must be non-empty printable text without CR, LF or NUL"),
+        (("headerValueEnv: API_KEY", "headerValueEnv: API_KEY, headerValue: v"), "V-08 outgoingAuth.backends.api.headerInjection: exactly one of headerValue and headerValueEnv must be set"),
+        (("headerValueEnv: API_KEY", "headerValueEnv: UNSET_VAR"), "V-08 outgoingAuth.backends.api.headerInjection.headerValueEnv: environment variable UNSET_VAR is not set or empty"),
+        (("tokenUrl: \"https://sts.example.com/token\"", "tokenUrl: \"http://sts.example.com/token\""), "V-08 outgoingAuth.backends.jira.tokenExchange.tokenUrl: tokenUrl \"http://sts.example.com/token\" must use https (http only for loopback)"),
+        (("clientId: c, clientSecretEnv", "clientSecretEnv"), "V-08 outgoingAuth.backends.jira.tokenExchange.clientSecretEnv: clientSecretEnv cannot be provided without clientId"),
+        (("audience: jira,", "audience: jira, subjectTokenType: saml,"), "V-08 outgoingAuth.backends.jira.tokenExchange.subjectTokenType: invalid subjectTokenType \"saml\": must be one of: access_token, id_token, jwt (or their urn:ietf:params:oauth:token-type URNs)"),
+        (("{ type: upstream_inject, upstreamInject: { providerName: github } }", "{ type: upstream_inject }"), "V-08 outgoingAuth.backends.github: type upstream_inject requires the upstreamInject section"),
+        (("{ type: unauthenticated }", "{ type: magic }"), "V-08 outgoingAuth.default.type: type \"magic\" must be one of: unauthenticated, header_injection, upstream_inject, token_exchange"),
+        (("{ type: unauthenticated }", "{ type: unauthenticated, upstreamInject: { providerName: github } }"), "V-08 outgoingAuth.default.upstreamInject: upstreamInject is set but type is unauthenticated"),
+    ];
+    for ((from, to), expected) in cases {
+        assert_only(&with(from, to), &[expected]);
+    }
+    // The secret value itself never appears in a message.
+    let leaked = lines(&with(
+        "headerValueEnv: API_KEY",
+        "headerValue: \"sk-live-123\\n\"",
+    ));
+    assert!(
+        leaked.iter().all(|l| !l.contains("sk-live-123")),
+        "{leaked:?}"
+    );
+}
+
+#[test]
+fn v09_auth_server_requires_oidc_incoming() {
+    let yaml = with("  type: oidc\n  oidc:", "  type: anonymous\n  oidc:");
+    let got = lines(&yaml);
+    assert!(
+        got.contains(
+            &"V-09 incomingAuth.type: embedded auth server requires OIDC incoming auth".to_owned()
+        ),
+        "{got:?}"
+    );
+    assert!(got.contains(&"V-10 outgoingAuth.backends.github: upstream_inject needs a caller identity, but incomingAuth.type is anonymous".to_owned()), "{got:?}");
+}
+
+#[test]
+fn v13_empty_allowed_audiences() {
+    let got = lines(&with(
+        r#"allowedAudiences: ["https://mcp.example.com/mcp"]"#,
+        "allowedAudiences: []",
+    ));
+    assert!(got.contains(&"V-13 authServer.allowedAudiences: auth server requires at least one allowed audience (MCP clients must send RFC 8707 resource parameter)".to_owned()), "{got:?}");
+}
+
+#[test]
+fn all_problems_are_reported_at_once_in_a_stable_order() {
+    let yaml = with("providerName: github", "providerName: \"\"")
+        .replacen("headerValueEnv: API_KEY", "headerValueEnv: NOPE", 1)
+        .replacen(
+            r#"allowedAudiences: ["https://mcp.example.com/mcp"]"#,
+            "allowedAudiences: []",
+            1,
+        );
+    let first = lines(&yaml);
+    assert_eq!(
+        first,
+        vec![
+            "V-13 authServer.allowedAudiences: auth server requires at least one allowed audience (MCP clients must send RFC 8707 resource parameter)",
+            "V-08 outgoingAuth.backends.api.headerInjection.headerValueEnv: environment variable NOPE is not set or empty",
+            "V-06 outgoingAuth.backends.github.upstreamInject.providerName: upstream_inject requires a non-empty providerName",
+            "V-07 incomingAuth.oidc.audience: incomingAuth.oidc.audience \"https://mcp.example.com/mcp\" not in authServer.allowedAudiences []",
+        ]
+    );
+    assert_eq!(first, lines(&yaml));
+}
+
+#[test]
+fn mode_a_needs_exactly_one_key_source() {
+    let yaml = r#"
+server: { resourceUrl: "https://mcp.example.com/mcp" }
+incomingAuth: { oidc: { issuer: "https://idp.example.com", audience: "https://mcp.example.com/mcp" } }
+outgoingAuth: {}
+"#;
+    assert_only(yaml, &["V-12 incomingAuth.oidc: one of jwksUrl or jwksFile is required when there is no authServer"]);
+}
+
+#[test]
+fn unknown_fields_are_rejected_with_line_and_column() {
+    let err = parse_str(&with(
+        "  allowedAudiences:",
+        "  allowedAudience: x\n  allowedAudiences:",
+    ))
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("unknown field `allowedAudience`") && msg.contains("line 9 column 3"),
+        "{msg}"
+    );
+}
+
+fn binary() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mcp-authz"))
+}
+
+#[test]
+fn validate_command_exits_non_zero_and_serve_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, with("providerName: github", "providerName: gitlab")).unwrap();
+    for args in [["validate", "--config"], ["serve", "--config"]] {
+        let out = binary()
+            .args(args)
+            .arg(&path)
+            .env("GH_SECRET", "x")
+            .env("API_KEY", "y")
+            .env("JIRA_SECRET", "z")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} must fail");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("V-02 outgoingAuth.backends.github.upstreamInject.providerName"),
+            "{stderr}"
+        );
+    }
+    let ok = binary()
+        .args(["validate", "--config", "config/dev.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}

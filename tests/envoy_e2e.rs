@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: Apache-2.0
+//! End to end with a real Envoy (`ENVOY_BIN`, installed by `scripts/test.sh`):
+//! client → Envoy (deploy/envoy/envoy.yaml) → mcp-authz → an echo backend that reports the
+//! headers it received.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use common::{logs, mode_b_config, TestKey, TestServer};
+use mcp_authz::secret::{Token, Tsid};
+use mcp_authz::upstream::UpstreamToken;
+
+/// Kills Envoy when the test ends, however it ends.
+struct Envoy(Child);
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP server that answers every request with the request's headers as JSON.
+async fn echo_backend() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(|headers: HeaderMap| async move {
+        let map: BTreeMap<String, Vec<String>> = headers
+            .keys()
+            .map(|k| {
+                (
+                    k.as_str().to_owned(),
+                    headers
+                        .get_all(k)
+                        .iter()
+                        .map(|v| v.to_str().unwrap_or("").to_owned())
+                        .collect(),
+                )
+            })
+            .collect();
+        axum::Json(map)
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn start_envoy(server: &TestServer, backend: SocketAddr) -> (Envoy, u16) {
+    let bin = std::env::var("ENVOY_BIN")
+        .expect("ENVOY_BIN must name a real envoy binary; run scripts/test.sh");
+    let (listen, admin) = (free_port(), free_port());
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/envoy/envoy.yaml"
+    ))
+    .unwrap();
+    let mut config = template;
+    for (from, to) in [
+        (10000, listen),
+        (9901, admin),
+        (9191, server.grpc.port()),
+        (9090, server.http.port()),
+        (8080, backend.port()),
+    ] {
+        let needle = format!("port_value: {from}\n");
+        assert_eq!(
+            config.matches(&needle).count(),
+            1,
+            "deploy/envoy/envoy.yaml has one {needle:?}"
+        );
+        config = config.replace(&needle, &format!("port_value: {to}\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("envoy.yaml");
+    std::fs::write(&path, config).unwrap();
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(&path)
+        .args(["--concurrency", "1", "--log-level", "warn", "--base-id"])
+        .arg(listen.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("envoy starts");
+    let envoy = Envoy(child);
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{admin}/ready"))
+            .send()
+            .await
+        {
+            if r.status() == 200 {
+                std::mem::forget(dir);
+                return (envoy, listen);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("envoy did not become ready");
+}
+
+struct Answer {
+    status: u16,
+    www_authenticate: Option<String>,
+    body: String,
+}
+
+impl Answer {
+    fn echoed(&self) -> BTreeMap<String, Vec<String>> {
+        assert_eq!(self.status, 200, "body: {}", self.body);
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+async fn get(port: u16, path: &str, authorization: Option<&str>) -> Answer {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .body("{}");
+    if let Some(a) = authorization {
+        request = request.header("authorization", a);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let www_authenticate = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Answer {
+        status,
+        www_authenticate,
+        body: response.text().await.unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn backends_receive_exactly_their_credential_through_real_envoy() {
+    logs();
+    let key = TestKey::new();
+    let server = TestServer::start(&mode_b_config(&key.path, "{ type: memory }")).await;
+    let store = server.state.runtime.store.as_ref().unwrap();
+    let upstream = UpstreamToken {
+        access_token: Token::new("gho_e2e_upstream_token"),
+        refresh_token: None,
+        id_token: None,
+        expires_at: None,
+        subject: None,
+        client_id: None,
+    };
+    store
+        .put(&Tsid::new("tsid-e2e"), "github", &upstream)
+        .await
+        .unwrap();
+    let backend = echo_backend().await;
+    let (_envoy, port) = start_envoy(&server, backend).await;
+
+    let jwt = key.token("alice", Some("tsid-e2e"), serde_json::json!({}));
+    let bearer = format!("Bearer {jwt}");
+
+    // upstream_inject: the upstream token replaces the caller's JWT.
+    let github = get(port, "/github/mcp", Some(&bearer)).await.echoed();
+    assert_eq!(
+        github["authorization"],
+        vec!["Bearer gho_e2e_upstream_token".to_owned()]
+    );
+
+    // unauthenticated and the default: no authorization at all.
+    for path in ["/public/mcp", "/mcp"] {
+        let echoed = get(port, path, Some(&bearer)).await.echoed();
+        assert!(!echoed.contains_key("authorization"), "{path}: {echoed:?}");
+    }
+
+    // header_injection: the static header, and no authorization.
+    let echoed = get(port, "/static/mcp", Some(&bearer)).await.echoed();
+    assert_eq!(echoed["x-api-key"], vec!["static-secret-value".to_owned()]);
+    assert!(!echoed.contains_key("authorization"));
+
+    // The caller's JWT reaches no backend, under any header name.
+    for path in ["/github/mcp", "/public/mcp", "/static/mcp", "/mcp"] {
+        let body = get(port, path, Some(&bearer)).await.body;
+        assert!(!body.contains(&jwt), "{path} leaked the caller's JWT");
+    }
+
+    // A client-sent x-api-key is overwritten, not appended.
+    let spoofed = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/static/mcp"))
+        .header("authorization", &bearer)
+        .header("x-api-key", "client-supplied")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let spoofed: BTreeMap<String, Vec<String>> = serde_json::from_str(&spoofed).unwrap();
+    assert_eq!(spoofed["x-api-key"], vec!["static-secret-value".to_owned()]);
+
+    // A caller without a github token: 401 telling the MCP client to log in again.
+    let other = key.token("bob", Some("tsid-without-github"), serde_json::json!({}));
+    let missing = get(port, "/github/mcp", Some(&format!("Bearer {other}"))).await;
+    assert_eq!(missing.status, 401);
+    assert_eq!(
+        missing.www_authenticate.as_deref(),
+        Some("Bearer realm=\"http://127.0.0.1:9090\", resource_metadata=\"http://127.0.0.1:10000/.well-known/oauth-protected-resource/mcp\", error=\"invalid_token\", error_description=\"upstream token for provider \\\"github\\\" is unavailable; re-authentication required\"")
+    );
+    let body: serde_json::Value = serde_json::from_str(&missing.body).unwrap();
+    assert_eq!(body["error"], "invalid_token");
+
+    // No token at all: a bare challenge with resource_metadata.
+    let anonymous = get(port, "/github/mcp", None).await;
+    assert_eq!(anonymous.status, 401);
+    assert!(anonymous
+        .www_authenticate
+        .unwrap()
+        .contains("resource_metadata="));
+
+    // Misrouting fails closed; an unavailable strategy is a 503, never a pass.
+    assert_eq!(get(port, "/misrouted/mcp", Some(&bearer)).await.status, 403);
+    assert_eq!(get(port, "/exchange/mcp", Some(&bearer)).await.status, 503);
+
+    // Metadata routes skip ext_authz and reach our HTTP listener.
+    let prm = get(port, "/.well-known/oauth-protected-resource/mcp", None).await;
+    assert_eq!(
+        prm.status, 405,
+        "POST is not served, proving the route reached mcp-authz without a Check"
+    );
+
+    logs().assert_never_logged(&[&jwt, "gho_e2e_upstream_token", "tsid-e2e"]);
+    server.stop().await;
+}
