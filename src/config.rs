@@ -14,6 +14,27 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+/// A secret written inline in the config file (`clientSecret`, `headerValue`); never printed.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct InlineSecret(String);
+
+impl InlineSecret {
+    /// The secret value.
+    ///
+    /// # Security
+    /// Only for building the runtime credential; never log it.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for InlineSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InlineSecret([redacted])")
+    }
+}
+
 pub use load::{load_file, parse_str, ConfigError, Environment, ProcessEnv};
 pub use validate::{validate, Severity, Violation};
 
@@ -175,7 +196,7 @@ pub struct OAuth2UpstreamConfig {
     pub client_id: String,
     /// Client secret, inline (prefer `clientSecretEnv`).
     #[serde(default)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<InlineSecret>,
     /// Environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
@@ -194,7 +215,7 @@ pub struct OidcUpstreamConfig {
     pub client_id: String,
     /// Client secret, inline (prefer `clientSecretEnv`).
     #[serde(default)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<InlineSecret>,
     /// Environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
@@ -290,7 +311,7 @@ pub struct HeaderInjectionConfig {
     pub header_name: String,
     /// Value, inline.
     #[serde(default)]
-    pub header_value: Option<String>,
+    pub header_value: Option<InlineSecret>,
     /// Environment variable holding the value.
     #[serde(default)]
     pub header_value_env: Option<String>,
@@ -317,7 +338,7 @@ pub struct TokenExchangeConfig {
     pub client_id: Option<String>,
     /// Client secret, inline (prefer `clientSecretEnv`).
     #[serde(default)]
-    pub client_secret: Option<String>,
+    pub client_secret: Option<InlineSecret>,
     /// Environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,

@@ -293,3 +293,15 @@ fn validate_command_exits_non_zero_and_serve_refuses_to_start() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+#[test]
+fn inline_secrets_never_print_in_debug_output() {
+    let config = parse_str(&with(
+        "headerValueEnv: API_KEY",
+        "headerValue: sk-inline-secret",
+    ))
+    .unwrap();
+    let debug = format!("{config:?}");
+    assert!(debug.contains("InlineSecret([redacted])"), "{debug}");
+    assert!(!debug.contains("sk-inline-secret"));
+}

@@ -9,8 +9,8 @@ use std::fmt;
 use std::net::SocketAddr;
 
 use super::{
-    AuthServerConfig, Config, Environment, HeaderInjectionConfig, IncomingAuthType, StorageType,
-    StrategyConfig, TokenExchangeConfig, UpstreamType,
+    AuthServerConfig, Config, Environment, HeaderInjectionConfig, IncomingAuthType, InlineSecret,
+    StorageType, StrategyConfig, TokenExchangeConfig, UpstreamType,
 };
 
 /// How serious a violation is.
@@ -529,7 +529,7 @@ pub fn normalize_subject_token_type(kind: &str) -> Option<&'static str> {
 fn secret_source(
     rule: &'static str,
     path: &str,
-    (inline_field, inline): (&str, &Option<String>),
+    (inline_field, inline): (&str, &Option<InlineSecret>),
     (env_field, env_name): (&str, &Option<String>),
     required: bool,
     env: &dyn Environment,
@@ -554,7 +554,7 @@ fn secret_source(
             }
             None
         }
-        (Some(value), None) => Some(value.clone()),
+        (Some(value), None) => Some(value.expose_secret().to_owned()),
         (None, Some(name)) => match env.var(name).filter(|value| !value.is_empty()) {
             Some(value) => Some(value),
             None => {

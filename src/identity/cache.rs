@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The verified-token cache: keyed by the token's SHA-256 digest (never the token), an entry lives
-//! no longer than the token's `exp` (plus the leeway the verifier allows).
+//! no longer than the token's `exp`. (A token inside the verifier's leeway past `exp` is simply
+//! verified again.)
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +16,6 @@ use crate::upstream::unix_now;
 /// Verified identities by token digest.
 pub(crate) struct VerifiedCache {
     cache: Cache<TokenDigest, Arc<Identity>>,
-    leeway: u64,
 }
 
 impl std::fmt::Debug for VerifiedCache {
@@ -26,9 +26,7 @@ impl std::fmt::Debug for VerifiedCache {
     }
 }
 
-struct UntilExpiry {
-    leeway: u64,
-}
+struct UntilExpiry;
 
 impl Expiry<TokenDigest, Arc<Identity>> for UntilExpiry {
     fn expire_after_create(
@@ -37,19 +35,19 @@ impl Expiry<TokenDigest, Arc<Identity>> for UntilExpiry {
         identity: &Arc<Identity>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let until = identity.expires_at.saturating_add(self.leeway);
-        Some(Duration::from_secs(until.saturating_sub(unix_now())))
+        Some(Duration::from_secs(
+            identity.expires_at.saturating_sub(unix_now()),
+        ))
     }
 }
 
 impl VerifiedCache {
-    pub(crate) fn new(capacity: u64, leeway: Duration) -> Self {
-        let leeway = leeway.as_secs();
+    pub(crate) fn new(capacity: u64) -> Self {
         let cache = Cache::builder()
             .max_capacity(capacity)
-            .expire_after(UntilExpiry { leeway })
+            .expire_after(UntilExpiry)
             .build();
-        Self { cache, leeway }
+        Self { cache }
     }
 
     /// A cached identity whose token has not expired.
@@ -58,7 +56,7 @@ impl VerifiedCache {
         // in the last second of an entry's life.
         self.cache
             .get(digest)
-            .filter(|id| id.expires_at.saturating_add(self.leeway) >= unix_now())
+            .filter(|id| id.expires_at > unix_now())
     }
 
     pub(crate) fn insert(&self, digest: TokenDigest, identity: Arc<Identity>) {

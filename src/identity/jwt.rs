@@ -71,7 +71,7 @@ impl Verifier {
                 (*alg, v)
             })
             .collect();
-        let cache = VerifiedCache::new(settings.cache_capacity, settings.leeway);
+        let cache = VerifiedCache::new(settings.cache_capacity);
         Self {
             keys,
             validations,
