@@ -71,6 +71,15 @@ impl fmt::Debug for Tsid {
     }
 }
 
+/// Whether `value` is an RFC 6750 `b64token`: the only characters a bearer credential may have,
+/// so it can never break out of a header (no space, comma, CR, LF or NUL).
+pub fn is_b64token(value: &str) -> bool {
+    !value.is_empty()
+        && value.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+        })
+}
+
 /// SHA-256 digest of a credential, used as a cache key so the credential itself is never stored
 /// as a key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

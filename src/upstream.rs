@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
-use crate::secret::{Token, Tsid};
+use crate::secret::{is_b64token, Token, Tsid};
 
 /// The caller has no usable upstream token for `provider` (absent, empty, or expired and not
 /// refreshable): the MCP client must send the user through login again.
@@ -213,7 +213,7 @@ impl UpstreamStore {
         if record.access_token.is_empty() || record.is_expired_at(unix_now()) {
             return Err(not_found());
         }
-        if !is_token68(record.access_token.expose_secret()) {
+        if !is_b64token(record.access_token.expose_secret()) {
             return Err(StoreError::Corrupt {
                 provider: provider.clone(),
                 reason: "access token is not a valid bearer credential",
@@ -229,14 +229,6 @@ impl UpstreamStore {
             Self::Redis(r) => r.ping().await,
         }
     }
-}
-
-/// RFC 6750 `b64token` characters, so a stored token can never inject a header.
-fn is_token68(value: &str) -> bool {
-    !value.is_empty()
-        && value.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-        })
 }
 
 /// Seconds since the unix epoch.
@@ -286,10 +278,10 @@ mod tests {
     }
 
     #[test]
-    fn token68_rejects_header_injection() {
-        assert!(is_token68("gho_abc.DEF-123~+/="));
-        assert!(!is_token68("abc\r\nx-evil: 1"));
-        assert!(!is_token68("a b"));
-        assert!(!is_token68(""));
+    fn b64token_rejects_header_injection() {
+        assert!(is_b64token("gho_abc.DEF-123~+/="));
+        assert!(!is_b64token("abc\r\nx-evil: 1"));
+        assert!(!is_b64token("a b"));
+        assert!(!is_b64token(""));
     }
 }

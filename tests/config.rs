@@ -126,6 +126,11 @@ fn v05_auth_server_itself() {
     assert!(lines(&yaml).contains(
         &"V-05 authServer.upstreams[1].name: duplicate upstream name \"github\"".to_owned()
     ));
+    let yaml = with("  upstreams:\n", "  storage: { type: redis, redis: { url: \"redis://127.0.0.1:6379\", timeoutMs: 0 } }\n  upstreams:\n");
+    assert_only(
+        &yaml,
+        &["V-05 authServer.storage.redis.timeoutMs: timeoutMs must be greater than 0"],
+    );
     let yaml = r#"
 server: { resourceUrl: "https://mcp.example.com/mcp" }
 incomingAuth: { oidc: { issuer: "", audience: "https://mcp.example.com/mcp" } }

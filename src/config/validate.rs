@@ -281,6 +281,13 @@ fn auth_server(server: &AuthServerConfig, env: &dyn Environment, v: &mut Violati
                 "url must start with redis:// or rediss://",
             );
         }
+        if redis.timeout_ms == Some(0) {
+            v.error(
+                "V-05",
+                "authServer.storage.redis.timeoutMs",
+                "timeoutMs must be greater than 0",
+            );
+        }
     } else if server.storage.kind == StorageType::Redis {
         v.error(
             "V-05",

@@ -2,6 +2,7 @@
 //! Extracting the bearer credential from the request's `authorization` header.
 
 use super::IdentityError;
+use crate::secret::is_b64token;
 
 /// The credential of `authorization: Bearer <token>` (scheme case-insensitive, RFC 6750 §2.1).
 ///
@@ -19,10 +20,7 @@ pub fn bearer_token(header: Option<&str>) -> Result<&str, IdentityError> {
         return Err(IdentityError::NotBearer);
     }
     let token = rest.trim_start_matches(' ');
-    let b64token = |b: u8| {
-        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
-    };
-    if token.is_empty() || !token.bytes().all(b64token) {
+    if !is_b64token(token) {
         return Err(IdentityError::Malformed);
     }
     Ok(token)
