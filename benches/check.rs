@@ -82,7 +82,7 @@ fn bench(c: &mut Criterion) {
     let authorization = format!("Bearer {jwt}");
     let input = CheckInput {
         authorization: Some(&authorization),
-        repeated_authorization: false,
+        ambiguous_authorization: false,
         backend: Some("github"),
     };
     let deadline = || tokio::time::Instant::now() + Duration::from_millis(200);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 
 use crate::config::runtime::Runtime;
@@ -142,7 +143,10 @@ async fn watch_readiness(
             };
             reporter.set_service_status("", status).await;
             reporter
-                .set_service_status("envoy.service.auth.v3.Authorization", status)
+                .set_service_status(
+                    <AuthorizationServer<AuthorizationService> as NamedService>::NAME,
+                    status,
+                )
                 .await;
             state.ready.store(ready, Ordering::Relaxed);
             if ready {

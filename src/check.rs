@@ -59,11 +59,12 @@ async fn allow(
     let runtime = &state.runtime;
     let (identity, identity_cache_hit) = match &runtime.verifier {
         Some(verifier) => {
-            if input.repeated_authorization {
+            if input.ambiguous_authorization {
                 return Err(CheckError::Identity(IdentityError::Malformed));
             }
             let token = bearer_token(input.authorization).map_err(CheckError::Identity)?;
             let (identity, hit) = verifier.verify(token).await.map_err(CheckError::Identity)?;
+            state.metrics.identity_cache(hit);
             (Some(identity), hit)
         }
         None => (None, false),

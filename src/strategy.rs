@@ -9,7 +9,6 @@ mod mutations;
 mod upstream_inject;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -129,9 +128,4 @@ impl Strategy {
             Self::TokenExchange => Err(StrategyError::NotAvailable("token_exchange")),
         }
     }
-}
-
-/// Time left before `deadline`, at most `cap`.
-pub(crate) fn budget(deadline: Instant, cap: Duration) -> Duration {
-    deadline.saturating_duration_since(Instant::now()).min(cap)
 }

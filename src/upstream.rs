@@ -163,10 +163,10 @@ impl UpstreamStore {
         tsid: &Tsid,
         provider: &Arc<str>,
         deadline: Instant,
-    ) -> Result<Option<UpstreamToken>, StoreError> {
+    ) -> Result<Option<Arc<UpstreamToken>>, StoreError> {
         match self {
             Self::Memory(m) => Ok(m.get(tsid, provider)),
-            Self::Redis(r) => r.get(tsid, provider, deadline).await,
+            Self::Redis(r) => Ok(r.get(tsid, provider, deadline).await?.map(Arc::new)),
         }
     }
 
@@ -182,7 +182,7 @@ impl UpstreamStore {
     ) -> Result<(), StoreError> {
         match self {
             Self::Memory(m) => {
-                m.put(tsid, provider, token.clone());
+                m.put(tsid, provider, Arc::new(token.clone()));
                 Ok(())
             }
             Self::Redis(r) => r.put(tsid, provider, token).await,
@@ -219,7 +219,7 @@ impl UpstreamStore {
                 reason: "access token is not a valid bearer credential",
             });
         }
-        Ok(record.access_token)
+        Ok(record.access_token.clone())
     }
 
     /// Whether the store answers (for readiness).

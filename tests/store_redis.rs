@@ -24,6 +24,12 @@ async fn raw() -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// Writes `value` under `key` directly, as another replica (or a bug) would.
+async fn set_raw(key: &str, value: &str) {
+    let mut conn = raw().await;
+    let _: () = conn.set(key, value).await.unwrap();
+}
+
 fn redis_storage(prefix: &str) -> String {
     format!(
         "{{ type: redis, redis: {{ url: \"{}\", keyPrefix: \"{prefix}\" }} }}",
@@ -90,14 +96,11 @@ async fn check_injects_a_token_written_by_another_process() {
     logs();
     let key = TestKey::new();
     let server = TestServer::start(&mode_b_config(&key.path, &redis_storage("e2e:"))).await;
-    let mut conn = raw().await;
-    let _: () = conn
-        .set(
-            "e2e:upstream:tsid-from-replica:github",
-            r#"{"accessToken":"gho_from_replica"}"#,
-        )
-        .await
-        .unwrap();
+    set_raw(
+        "e2e:upstream:tsid-from-replica:github",
+        r#"{"accessToken":"gho_from_replica"}"#,
+    )
+    .await;
     let jwt = key.token("alice", Some("tsid-from-replica"), serde_json::json!({}));
     let response = check(&server, Some(&format!("Bearer {jwt}")), Some("github")).await;
     assert_eq!(response.status.unwrap().code, 0);
@@ -116,14 +119,11 @@ async fn corrupt_record_denies_with_reauthentication_and_echoes_nothing() {
     logs();
     let key = TestKey::new();
     let server = TestServer::start(&mode_b_config(&key.path, &redis_storage("corrupt:"))).await;
-    let mut conn = raw().await;
-    let _: () = conn
-        .set(
-            "corrupt:upstream:tsid-corrupt:github",
-            "{\"accessToken\": gho_half_written",
-        )
-        .await
-        .unwrap();
+    set_raw(
+        "corrupt:upstream:tsid-corrupt:github",
+        "{\"accessToken\": gho_half_written",
+    )
+    .await;
     let jwt = key.token("bob", Some("tsid-corrupt"), serde_json::json!({}));
     let response = check(&server, Some(&format!("Bearer {jwt}")), Some("github")).await;
     assert_eq!(response.status.as_ref().unwrap().code, 16);

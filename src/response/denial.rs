@@ -144,19 +144,18 @@ impl Denial {
         }
     }
 
-    fn reauthenticate(challenge: &Challenge, missing: &UpstreamTokenNotFound) -> Self {
-        Self::unauthenticated(
-            challenge,
-            "invalid_token",
-            &missing.to_string(),
-            "upstream_token_unavailable",
-        )
+    fn reauthenticate(
+        challenge: &Challenge,
+        missing: &UpstreamTokenNotFound,
+        reason: &'static str,
+    ) -> Self {
+        Self::unauthenticated(challenge, "invalid_token", &missing.to_string(), reason)
     }
 
     /// The answer for `error`.
     pub fn from_error(error: &CheckError, challenge: &Challenge) -> Self {
         if let Some(missing) = find_cause::<UpstreamTokenNotFound>(error) {
-            return Self::reauthenticate(challenge, missing);
+            return Self::reauthenticate(challenge, missing, "upstream_token_unavailable");
         }
         match error {
             CheckError::UnknownBackend => {
@@ -165,10 +164,10 @@ impl Denial {
             CheckError::Identity(e) => Self::from_identity(e, challenge),
             CheckError::Strategy(e) => match e {
                 StrategyError::UpstreamTokenNotFound(missing) => {
-                    Self::reauthenticate(challenge, missing)
+                    Self::reauthenticate(challenge, missing, "upstream_token_unavailable")
                 }
                 StrategyError::Store(StoreError::NotFound(missing)) => {
-                    Self::reauthenticate(challenge, missing)
+                    Self::reauthenticate(challenge, missing, "upstream_token_unavailable")
                 }
                 // Logging in again rewrites the record, so this is the caller's way out.
                 StrategyError::Store(StoreError::Corrupt { provider, .. }) => Self::reauthenticate(
@@ -176,6 +175,7 @@ impl Denial {
                     &UpstreamTokenNotFound {
                         provider: provider.clone(),
                     },
+                    "upstream_record_corrupt",
                 ),
                 StrategyError::Store(StoreError::Unavailable(_)) => {
                     Self::unavailable("store_unavailable")

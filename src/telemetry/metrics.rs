@@ -83,6 +83,14 @@ impl Metrics {
         }
     }
 
+    /// Records one lookup in the verified-token cache.
+    pub fn identity_cache(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.identity_cache
+            .get_or_create(&CacheLabels { result })
+            .inc();
+    }
+
     /// Records one Check.
     pub fn record(&self, backend: Option<&Backend>, decision: &Decision, elapsed: Duration) {
         let (name, strategy) = match backend {
@@ -90,19 +98,7 @@ impl Metrics {
             None => (self.unknown_backend.clone(), "none"),
         };
         let outcome = match decision {
-            Decision::Allow { facts, .. } => {
-                if backend.is_some_and(|_| facts.subject.is_some()) {
-                    let result = if facts.identity_cache_hit {
-                        "hit"
-                    } else {
-                        "miss"
-                    };
-                    self.identity_cache
-                        .get_or_create(&CacheLabels { result })
-                        .inc();
-                }
-                "allow"
-            }
+            Decision::Allow { .. } => "allow",
             Decision::Deny(denial) => denial.reason,
         };
         self.checks

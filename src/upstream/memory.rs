@@ -7,10 +7,13 @@ use std::sync::{Arc, PoisonError, RwLock};
 use super::UpstreamToken;
 use crate::secret::Tsid;
 
-/// Records per tsid, then per provider.
+/// One login session's records, by provider.
+type Session = HashMap<Arc<str>, Arc<UpstreamToken>>;
+
+/// Records per tsid, then per provider; shared so a read clones no string.
 #[derive(Default)]
 pub struct MemoryStore {
-    sessions: RwLock<HashMap<Tsid, HashMap<Arc<str>, UpstreamToken>>>,
+    sessions: RwLock<HashMap<Tsid, Session>>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -26,7 +29,7 @@ impl MemoryStore {
     }
 
     /// One provider's record, if stored.
-    pub fn get(&self, tsid: &Tsid, provider: &str) -> Option<UpstreamToken> {
+    pub fn get(&self, tsid: &Tsid, provider: &str) -> Option<Arc<UpstreamToken>> {
         // A panic while holding the lock cannot leave a half-written map entry, so a poisoned
         // lock is still consistent.
         let sessions = self.sessions.read().unwrap_or_else(PoisonError::into_inner);
@@ -34,7 +37,7 @@ impl MemoryStore {
     }
 
     /// Stores one provider's record.
-    pub fn put(&self, tsid: &Tsid, provider: &str, token: UpstreamToken) {
+    pub fn put(&self, tsid: &Tsid, provider: &str, token: Arc<UpstreamToken>) {
         let mut sessions = self
             .sessions
             .write()

@@ -72,7 +72,10 @@ impl RedisStore {
     ) -> Result<Option<UpstreamToken>, StoreError> {
         let key = self.key(tsid, provider);
         let mut conn = self.connection.clone();
-        let budget = crate::strategy::budget(deadline, self.timeout);
+        // Whichever comes first: the per-command timeout or the Check's own deadline.
+        let budget = deadline
+            .saturating_duration_since(Instant::now())
+            .min(self.timeout);
         let value: Option<Vec<u8>> = tokio::time::timeout(budget, conn.get(key))
             .await
             .map_err(|_| StoreError::Unavailable("redis timed out"))?

@@ -8,9 +8,9 @@ use super::pb::auth::CheckRequest;
 pub struct CheckInput<'a> {
     /// The `authorization` header value, if one was sent.
     pub authorization: Option<&'a str>,
-    /// Whether more than one `authorization` header was sent (raw header map only); such a
-    /// request is rejected rather than guessing which one counts.
-    pub repeated_authorization: bool,
+    /// Whether the raw header map held several `authorization` headers, or one that is not
+    /// UTF-8; such a request is rejected rather than guessing which credential counts.
+    pub ambiguous_authorization: bool,
     /// The backend named by the route's `context_extensions`, if any.
     pub backend: Option<&'a str>,
 }
@@ -45,13 +45,16 @@ impl<'a> CheckInput<'a> {
                     .filter(|h| h.key.eq_ignore_ascii_case("authorization"))
                     .map(|h| {
                         if h.value.is_empty() {
-                            std::str::from_utf8(&h.raw_value).unwrap_or("\u{0}")
+                            std::str::from_utf8(&h.raw_value).ok()
                         } else {
-                            h.value.as_str()
+                            Some(h.value.as_str())
                         }
                     });
-                input.authorization = values.next();
-                input.repeated_authorization = values.next().is_some();
+                match (values.next(), values.next()) {
+                    (Some(Some(value)), None) => input.authorization = Some(value),
+                    (None, _) => {}
+                    _ => input.ambiguous_authorization = true,
+                }
             }
         }
         input
@@ -117,8 +120,7 @@ mod tests {
             None,
         );
         let input = CheckInput::from_request(&req, "backend");
-        assert_eq!(input.authorization, Some("Bearer a"));
-        assert!(input.repeated_authorization);
+        assert!(input.ambiguous_authorization);
     }
 
     #[test]
