@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! criterion: the in-process Check pipeline on its hot path (verified-token cache warm, memory
-//! store), the response encoding, and one uncached ES256 verification for comparison.
+//! store; exchanged-token cache hit), the response encoding, and one uncached ES256 verification
+//! for comparison.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use mcp_authz::wire::CheckInput;
 const ISSUER: &str = "https://mcp.example.com";
 const AUDIENCE: &str = "https://mcp.example.com/mcp";
 
-fn config(key_path: &str) -> String {
+fn config(key_path: &str, token_url: &str) -> String {
     format!(
         r#"
 server: {{ resourceUrl: "{AUDIENCE}" }}
@@ -32,6 +33,7 @@ authServer:
 outgoingAuth:
   backends:
     github: {{ type: upstream_inject, upstreamInject: {{ providerName: github }} }}
+    jira: {{ type: token_exchange, tokenExchange: {{ tokenUrl: "{token_url}", clientId: c, clientSecret: s, audience: jira, subjectProviderName: github }} }}
 "#
     )
 }
@@ -52,6 +54,25 @@ fn token(key: &SigningKey) -> String {
     jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap()
 }
 
+/// A token endpoint that issues one long-lived token, so the bench measures cache hits.
+async fn token_endpoint() -> String {
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::post(|| async {
+            axum::Json(serde_json::json!({
+                "access_token": "eyJhbGciOiJFUzI1NiJ9.eyJhdWQiOiJqaXJhIn0.c2lnbmF0dXJlLWV4Y2hhbmdlZA",
+                "token_type": "Bearer",
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                "expires_in": 3600,
+            }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -61,7 +82,8 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("k.pem");
     std::fs::write(&path, key.to_pkcs8_pem().unwrap()).unwrap();
-    let cfg = mcp_authz::config::parse_str(&config(&path.to_string_lossy())).unwrap();
+    let token_url = rt.block_on(token_endpoint());
+    let cfg = mcp_authz::config::parse_str(&config(&path.to_string_lossy(), &token_url)).unwrap();
     let env: HashMap<String, String> = HashMap::new();
     let (state, _) = rt.block_on(State::build(&cfg, &env)).unwrap();
     let upstream = UpstreamToken {
@@ -90,6 +112,16 @@ fn bench(c: &mut Criterion) {
     c.bench_function("check/upstream_inject_warm", |b| {
         b.to_async(&rt)
             .iter(|| async { mcp_authz::check::check(&state, &input, deadline()).await })
+    });
+    let exchange_input = CheckInput {
+        backend: Some("jira"),
+        ..input
+    };
+    let warm = rt.block_on(mcp_authz::check::check(&state, &exchange_input, deadline()));
+    assert!(matches!(warm, mcp_authz::response::Decision::Allow { .. }));
+    c.bench_function("check/token_exchange_cache_hit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { mcp_authz::check::check(&state, &exchange_input, deadline()).await })
     });
     c.bench_function("check/upstream_inject_warm_with_encode", |b| {
         b.to_async(&rt)

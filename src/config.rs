@@ -278,6 +278,59 @@ pub struct OutgoingAuthConfig {
     /// Strategy per backend name.
     #[serde(default)]
     pub backends: BTreeMap<String, StrategyConfig>,
+    /// The exchanged-token cache shared by every `token_exchange` backend.
+    #[serde(default)]
+    pub token_exchange_cache: TokenExchangeCacheConfig,
+}
+
+/// `outgoingAuth.tokenExchangeCache:` tuning of the exchanged-token cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TokenExchangeCacheConfig {
+    /// Most cached tokens (default 10000).
+    #[serde(default = "default_exchange_cache_entries")]
+    pub max_entries: u64,
+    /// Seconds taken off `expires_in`, at most half of it (default 30).
+    #[serde(default = "default_exchange_skew")]
+    pub skew_seconds: u64,
+    /// Seconds a definite rejection is remembered (default 5; 0 = never).
+    #[serde(default = "default_exchange_negative_ttl")]
+    pub negative_ttl_seconds: u64,
+    /// Percentage of a token's cached life after which it is re-exchanged in the background
+    /// (default 80; 0 = never).
+    #[serde(default = "default_exchange_refresh_percent")]
+    pub refresh_ahead_percent: u8,
+    /// Lifetime assumed when the token endpoint gives no `expires_in` (default 60).
+    #[serde(default = "default_exchange_lifetime")]
+    pub default_lifetime_seconds: u64,
+}
+
+impl Default for TokenExchangeCacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: default_exchange_cache_entries(),
+            skew_seconds: default_exchange_skew(),
+            negative_ttl_seconds: default_exchange_negative_ttl(),
+            refresh_ahead_percent: default_exchange_refresh_percent(),
+            default_lifetime_seconds: default_exchange_lifetime(),
+        }
+    }
+}
+
+fn default_exchange_cache_entries() -> u64 {
+    10_000
+}
+fn default_exchange_skew() -> u64 {
+    30
+}
+fn default_exchange_negative_ttl() -> u64 {
+    5
+}
+fn default_exchange_refresh_percent() -> u8 {
+    80
+}
+fn default_exchange_lifetime() -> u64 {
+    60
 }
 
 fn default_backend_key() -> String {
@@ -354,4 +407,8 @@ pub struct TokenExchangeConfig {
     /// Use this upstream provider's access token as the subject instead of the caller's JWT.
     #[serde(default)]
     pub subject_provider_name: Option<String>,
+    /// Longest wait for the token endpoint, in milliseconds (default 2000). A Check waits at
+    /// most its own remaining deadline, whichever is shorter.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }

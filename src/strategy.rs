@@ -6,6 +6,7 @@
 
 mod header_injection;
 mod mutations;
+pub mod token_exchange;
 mod upstream_inject;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 pub use header_injection::HeaderInjection;
 pub(crate) use mutations::AUTHORIZATION_NAME;
 pub use mutations::{Mutations, SetHeader, AUTHORIZATION};
+pub use token_exchange::{ExchangeError, TokenExchange};
 pub use upstream_inject::UpstreamInject;
 
 use crate::identity::Identity;
@@ -38,9 +40,8 @@ pub enum Strategy {
     HeaderInjection(HeaderInjection),
     /// The backend receives the caller's upstream token for one provider.
     UpstreamInject(UpstreamInject),
-    /// RFC 8693 token exchange. Parsed and validated; the exchange itself is not wired yet, so
-    /// every Check on such a backend is denied as unavailable (never allowed).
-    TokenExchange,
+    /// The backend receives a token issued for it by an RFC 8693 token service.
+    TokenExchange(TokenExchange),
 }
 
 /// The strategy type, for metrics and logs.
@@ -91,9 +92,9 @@ pub enum StrategyError {
     /// The upstream token store failed.
     #[error("upstream token store failed")]
     Store(#[source] StoreError),
-    /// The strategy is configured but this build cannot run it yet.
-    #[error("{0} is not available in this build")]
-    NotAvailable(&'static str),
+    /// The token exchange produced no token.
+    #[error("token exchange failed")]
+    Exchange(#[source] ExchangeError),
 }
 
 impl From<StoreError> for StrategyError {
@@ -112,7 +113,7 @@ impl Strategy {
             Self::Unauthenticated => StrategyKind::Unauthenticated,
             Self::HeaderInjection(_) => StrategyKind::HeaderInjection,
             Self::UpstreamInject(_) => StrategyKind::UpstreamInject,
-            Self::TokenExchange => StrategyKind::TokenExchange,
+            Self::TokenExchange(_) => StrategyKind::TokenExchange,
         }
     }
 
@@ -125,7 +126,7 @@ impl Strategy {
             Self::Unauthenticated => Ok(Mutations::remove_authorization()),
             Self::HeaderInjection(h) => Ok(h.apply()),
             Self::UpstreamInject(u) => u.apply(ctx).await,
-            Self::TokenExchange => Err(StrategyError::NotAvailable("token_exchange")),
+            Self::TokenExchange(t) => t.apply(ctx).await,
         }
     }
 }

@@ -189,18 +189,18 @@ impl UpstreamStore {
         }
     }
 
-    /// The usable access token for one provider.
+    /// One provider's record, checked to hold a usable access token.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when it is absent, empty or expired (refresh comes with the
     /// authorization server), or not usable as a header value ([`StoreError::Corrupt`]);
     /// [`StoreError::Unavailable`] when the store fails.
-    pub async fn access_token(
+    pub async fn usable_token(
         &self,
         tsid: &Tsid,
         provider: &Arc<str>,
         deadline: Instant,
-    ) -> Result<Token, StoreError> {
+    ) -> Result<Arc<UpstreamToken>, StoreError> {
         let not_found = || {
             StoreError::NotFound(UpstreamTokenNotFound {
                 provider: provider.clone(),
@@ -219,7 +219,7 @@ impl UpstreamStore {
                 reason: "access token is not a valid bearer credential",
             });
         }
-        Ok(record.access_token.clone())
+        Ok(record)
     }
 
     /// Whether the store answers (for readiness).

@@ -9,65 +9,14 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{check, logs, mode_b_config, TestKey, TestServer};
+use common::{check, denied, header, logs, mode_b_config, ok, store_token, TestKey, TestServer};
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{
-    CheckResponse, DeniedHttpResponse, OkHttpResponse,
-};
+use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcp_authz::secret::{Token, Tsid};
-use mcp_authz::upstream::UpstreamToken;
 
 async fn server(key: &TestKey) -> TestServer {
     logs();
     TestServer::start(&mode_b_config(&key.path, "{ type: memory }")).await
-}
-
-async fn store_token(
-    server: &TestServer,
-    tsid: &str,
-    provider: &str,
-    access: &str,
-    expires_at: Option<u64>,
-) {
-    let store = server.state.runtime.store.as_ref().unwrap();
-    let token = UpstreamToken {
-        access_token: Token::new(access),
-        refresh_token: None,
-        id_token: None,
-        expires_at,
-        subject: Some("upstream-user".to_owned()),
-        client_id: Some("test-client".to_owned()),
-    };
-    store.put(&Tsid::new(tsid), provider, &token).await.unwrap();
-}
-
-fn ok(response: &CheckResponse) -> &OkHttpResponse {
-    assert_eq!(response.status.as_ref().unwrap().code, 0, "{response:?}");
-    match &response.http_response {
-        Some(HttpResponse::OkResponse(ok)) => ok,
-        other => panic!("expected ok_response, got {other:?}"),
-    }
-}
-
-fn denied(response: &CheckResponse, grpc: i32, http: i32) -> &DeniedHttpResponse {
-    assert_eq!(response.status.as_ref().unwrap().code, grpc);
-    let denied = match (&response.http_response, grpc) {
-        (Some(HttpResponse::ErrorResponse(d)), 14) => d,
-        (Some(HttpResponse::DeniedResponse(d)), 16 | 7) => d,
-        other => panic!("unexpected http_response for status {grpc}: {other:?}"),
-    };
-    assert_eq!(denied.status.as_ref().unwrap().code, http);
-    denied
-}
-
-fn header<'a>(d: &'a DeniedHttpResponse, name: &str) -> Option<&'a str> {
-    d.headers
-        .iter()
-        .filter_map(|h| h.header.as_ref())
-        .find(|h| h.key == name)
-        .map(|h| h.value.as_str())
 }
 
 /// A 401 `invalid_token` whose description is `description`.
@@ -392,11 +341,20 @@ async fn verified_tokens_are_cached_and_expiry_still_applies() {
 }
 
 #[tokio::test]
-async fn token_exchange_backend_never_allows_before_it_is_implemented() {
+async fn token_exchange_never_allows_without_a_token_from_the_endpoint() {
     let key = TestKey::new();
     let server = server(&key).await;
-    let jwt = key.token("hank", Some("t"), serde_json::json!({}));
-    let response = check(&server, Some(&format!("Bearer {jwt}")), Some("exchange")).await;
+    let jwt = key.token("hank", Some("t-hank"), serde_json::json!({}));
+    let auth = format!("Bearer {jwt}");
+    // subjectProviderName okta: no okta token means log in again, never the caller's JWT.
+    let response = check(&server, Some(&auth), Some("exchange")).await;
+    assert_invalid_token(
+        &response,
+        "upstream token for provider \"okta\" is unavailable; re-authentication required",
+    );
+    // With one, the endpoint (nothing listens there) decides: unavailable, never OK.
+    store_token(&server, "t-hank", "okta", "okta-token", None).await;
+    let response = check(&server, Some(&auth), Some("exchange")).await;
     denied(&response, 14, 503);
     server.stop().await;
 }

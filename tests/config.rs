@@ -176,6 +176,7 @@ fn v08_strategy_fields() {
         (("headerValueEnv: API_KEY", "headerValueEnv: UNSET_VAR"), "V-08 outgoingAuth.backends.api.headerInjection.headerValueEnv: environment variable UNSET_VAR is not set or empty"),
         (("tokenUrl: \"https://sts.example.com/token\"", "tokenUrl: \"http://sts.example.com/token\""), "V-08 outgoingAuth.backends.jira.tokenExchange.tokenUrl: tokenUrl \"http://sts.example.com/token\" must use https (http only for loopback)"),
         (("clientId: c, clientSecretEnv", "clientSecretEnv"), "V-08 outgoingAuth.backends.jira.tokenExchange.clientSecretEnv: clientSecretEnv cannot be provided without clientId"),
+        (("audience: jira,", "audience: jira, timeoutMs: 0,"), "V-08 outgoingAuth.backends.jira.tokenExchange.timeoutMs: timeoutMs must be between 1 and 60000"),
         (("audience: jira,", "audience: jira, subjectTokenType: saml,"), "V-08 outgoingAuth.backends.jira.tokenExchange.subjectTokenType: invalid subjectTokenType \"saml\": must be one of: access_token, id_token, jwt (or their urn:ietf:params:oauth:token-type URNs)"),
         (("{ type: upstream_inject, upstreamInject: { providerName: github } }", "{ type: upstream_inject }"), "V-08 outgoingAuth.backends.github: type upstream_inject requires the upstreamInject section"),
         (("{ type: unauthenticated }", "{ type: magic }"), "V-08 outgoingAuth.default.type: type \"magic\" must be one of: unauthenticated, header_injection, upstream_inject, token_exchange"),
@@ -206,6 +207,27 @@ fn v09_auth_server_requires_oidc_incoming() {
         "{got:?}"
     );
     assert!(got.contains(&"V-10 outgoingAuth.backends.github: upstream_inject needs a caller identity, but incomingAuth.type is anonymous".to_owned()), "{got:?}");
+}
+
+#[test]
+fn v14_token_exchange_cache_settings() {
+    let yaml = with(
+        "  default: { type: unauthenticated }",
+        "  default: { type: unauthenticated }\n  tokenExchangeCache: { maxEntries: 0, refreshAheadPercent: 100, defaultLifetimeSeconds: 0 }",
+    );
+    assert_only(
+        &yaml,
+        &[
+            "V-14 outgoingAuth.tokenExchangeCache.maxEntries: maxEntries must be at least 1",
+            "V-14 outgoingAuth.tokenExchangeCache.refreshAheadPercent: refreshAheadPercent must be 0 (never) to 99",
+            "V-14 outgoingAuth.tokenExchangeCache.defaultLifetimeSeconds: defaultLifetimeSeconds must be at least 1",
+        ],
+    );
+    let fine = with(
+        "  default: { type: unauthenticated }",
+        "  default: { type: unauthenticated }\n  tokenExchangeCache: { maxEntries: 1, skewSeconds: 0, negativeTtlSeconds: 0, refreshAheadPercent: 0 }",
+    );
+    assert_only(&fine, &[]);
 }
 
 #[test]

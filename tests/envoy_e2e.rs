@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use common::{logs, mode_b_config, TestKey, TestServer};
+use common::oauth_server::OAuthServer;
+use common::{free_port, logs, mode_b_config, TestKey, TestServer};
 use mcp_authz::secret::{Token, Tsid};
 use mcp_authz::upstream::UpstreamToken;
 
@@ -24,14 +25,6 @@ impl Drop for Envoy {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// An HTTP server that answers every request with the request's headers as JSON.
@@ -146,11 +139,22 @@ async fn get(port: u16, path: &str, authorization: Option<&str>) -> Answer {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn backends_receive_exactly_their_credential_through_real_envoy() {
     logs();
     let key = TestKey::new();
-    let server = TestServer::start(&mode_b_config(&key.path, "{ type: memory }")).await;
+    let oauth = OAuthServer::trusting(&key);
+    let config = mode_b_config(&key.path, "{ type: memory }");
+    let placeholder = "tokenUrl: \"http://127.0.0.1:1/token\"";
+    assert_eq!(config.matches(placeholder).count(), 1);
+    let config = config.replace(
+        placeholder,
+        &format!(
+            "tokenUrl: \"{}\", clientId: exchanger, clientSecret: exchanger-secret, audience: \"https://backend.example\"",
+            oauth.token_url()
+        ),
+    );
+    let server = TestServer::start(&config).await;
     let store = server.state.runtime.store.as_ref().unwrap();
     let upstream = UpstreamToken {
         access_token: Token::new("gho_e2e_upstream_token"),
@@ -162,6 +166,15 @@ async fn backends_receive_exactly_their_credential_through_real_envoy() {
     };
     store
         .put(&Tsid::new("tsid-e2e"), "github", &upstream)
+        .await
+        .unwrap();
+    let okta_token = oauth.upstream_token().await;
+    let okta = UpstreamToken {
+        access_token: Token::new(okta_token.as_str()),
+        ..upstream.clone()
+    };
+    store
+        .put(&Tsid::new("tsid-e2e"), "okta", &okta)
         .await
         .unwrap();
     let backend = echo_backend().await;
@@ -189,7 +202,13 @@ async fn backends_receive_exactly_their_credential_through_real_envoy() {
     assert!(!echoed.contains_key("authorization"));
 
     // The caller's JWT reaches no backend, under any header name.
-    for path in ["/github/mcp", "/public/mcp", "/static/mcp", "/mcp"] {
+    for path in [
+        "/github/mcp",
+        "/public/mcp",
+        "/static/mcp",
+        "/exchange/mcp",
+        "/mcp",
+    ] {
         let body = get(port, path, Some(&bearer)).await.body;
         assert!(!body.contains(&jwt), "{path} leaked the caller's JWT");
     }
@@ -227,9 +246,24 @@ async fn backends_receive_exactly_their_credential_through_real_envoy() {
         .unwrap()
         .contains("resource_metadata="));
 
-    // Misrouting fails closed; an unavailable strategy is a 503, never a pass.
+    // token_exchange (subject = the caller's okta token): the backend gets what the real
+    // token service issued, neither the JWT nor the okta token; the second request is cached.
+    for _ in 0..2 {
+        let echoed = get(port, "/exchange/mcp", Some(&bearer)).await.echoed();
+        let exchanges = oauth.exchanges().await;
+        assert_eq!(exchanges.len(), 1, "{exchanges:?}");
+        let issued = exchanges[0]["issued_token"].as_str().unwrap();
+        assert_eq!(echoed["authorization"], vec![format!("Bearer {issued}")]);
+    }
+    let no_okta = get(port, "/exchange/mcp", Some(&format!("Bearer {other}"))).await;
+    assert_eq!(no_okta.status, 401);
+    assert!(no_okta
+        .www_authenticate
+        .unwrap()
+        .contains("provider \\\"okta\\\""));
+
+    // Misrouting fails closed.
     assert_eq!(get(port, "/misrouted/mcp", Some(&bearer)).await.status, 403);
-    assert_eq!(get(port, "/exchange/mcp", Some(&bearer)).await.status, 503);
 
     // Metadata routes skip ext_authz and reach our HTTP listener.
     let prm = get(port, "/.well-known/oauth-protected-resource/mcp", None).await;
@@ -238,6 +272,6 @@ async fn backends_receive_exactly_their_credential_through_real_envoy() {
         "POST is not served, proving the route reached mcp-authz without a Check"
     );
 
-    logs().assert_never_logged(&[&jwt, "gho_e2e_upstream_token", "tsid-e2e"]);
+    logs().assert_never_logged(&[&jwt, "gho_e2e_upstream_token", &okta_token, "tsid-e2e"]);
     server.stop().await;
 }

@@ -7,15 +7,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::validate::normalize_subject_token_type;
 use super::{
     validate, Config, ConfigError, Environment, IncomingAuthType, StorageType, StrategyConfig,
-    Violation,
+    TokenExchangeCacheConfig, TokenExchangeConfig, Violation,
 };
 use crate::authserver::SigningKey;
 use crate::identity::{KeySet, KeySource, RemoteJwks, Verifier, VerifierSettings};
 use crate::response::Challenge;
 use crate::secret::Token;
-use crate::strategy::{Backend, HeaderInjection, Strategy, UpstreamInject};
+use crate::strategy::token_exchange::{
+    CacheSettings, ExchangeBackend, ExchangeRequest, ExchangeShared, KeyParts, KeyPrefix,
+    RequestParams,
+};
+use crate::strategy::{Backend, HeaderInjection, Strategy, TokenExchange, UpstreamInject};
+use crate::telemetry::metrics::{ExchangeMetrics, Metrics};
 use crate::upstream::{MemoryStore, RedisStore, UpstreamStore};
 
 /// Name used for the default strategy in metrics and metadata.
@@ -68,6 +74,7 @@ pub struct Runtime {
 pub async fn build(
     config: &Config,
     env: &dyn Environment,
+    metrics: &Metrics,
 ) -> Result<(Runtime, Vec<Violation>), ConfigError> {
     let violations = validate(config, env);
     if violations.iter().any(Violation::is_error) {
@@ -149,16 +156,25 @@ pub async fn build(
         None => None,
     };
 
+    let mut builder = BackendBuilder {
+        env,
+        exchange_settings: exchange_settings(&config.outgoing_auth.token_exchange_cache),
+        exchange_metrics: metrics.exchange(),
+        exchange_shared: None,
+    };
     let mut by_name = HashMap::new();
     for (name, strategy) in &config.outgoing_auth.backends {
         let path = format!("outgoingAuth.backends.{name}");
         by_name.insert(
             name.as_str().into(),
-            backend(name, strategy, env).map_err(|m| resource_error(&path, m))?,
+            builder
+                .backend(name, strategy)
+                .map_err(|m| resource_error(&path, m))?,
         );
     }
     let default = match &config.outgoing_auth.default {
-        Some(strategy) => backend(DEFAULT_BACKEND, strategy, env)
+        Some(strategy) => builder
+            .backend(DEFAULT_BACKEND, strategy)
             .map_err(|m| resource_error("outgoingAuth.default", m))?,
         None => Backend {
             name: Arc::from(DEFAULT_BACKEND),
@@ -211,46 +227,129 @@ fn resource_error(path: &str, message: String) -> ConfigError {
     }
 }
 
-fn backend(name: &str, config: &StrategyConfig, env: &dyn Environment) -> Result<Backend, String> {
-    let strategy = match config.kind.as_str() {
-        "unauthenticated" => Strategy::Unauthenticated,
-        "header_injection" => {
-            let h = config
-                .header_injection
-                .as_ref()
-                .ok_or("headerInjection missing")?;
-            let value = match (&h.header_value, &h.header_value_env) {
-                (Some(v), None) => v.expose_secret().to_owned(),
-                (None, Some(var)) => env
-                    .var(var)
-                    .ok_or("header value environment variable unset")?,
-                _ => return Err("exactly one of headerValue and headerValueEnv".to_owned()),
-            };
-            Strategy::HeaderInjection(HeaderInjection {
-                name: Arc::from(h.header_name.to_ascii_lowercase()),
-                value: Token::new(value),
-            })
-        }
-        "upstream_inject" => Strategy::UpstreamInject(UpstreamInject {
-            provider: Arc::from(
-                config
-                    .upstream_inject
+fn exchange_settings(c: &TokenExchangeCacheConfig) -> CacheSettings {
+    CacheSettings {
+        capacity: c.max_entries,
+        skew: Duration::from_secs(c.skew_seconds),
+        negative_ttl: Duration::from_secs(c.negative_ttl_seconds),
+        refresh_ratio: (c.refresh_ahead_percent > 0)
+            .then(|| f64::from(c.refresh_ahead_percent) / 100.0),
+        default_lifetime: Duration::from_secs(c.default_lifetime_seconds),
+    }
+}
+
+/// Builds strategies; every `token_exchange` backend shares one HTTP client and cache.
+struct BackendBuilder<'a> {
+    env: &'a dyn Environment,
+    exchange_settings: CacheSettings,
+    exchange_metrics: ExchangeMetrics,
+    exchange_shared: Option<Arc<ExchangeShared>>,
+}
+
+impl BackendBuilder<'_> {
+    fn backend(&mut self, name: &str, config: &StrategyConfig) -> Result<Backend, String> {
+        let strategy = match config.kind.as_str() {
+            "unauthenticated" => Strategy::Unauthenticated,
+            "header_injection" => {
+                let h = config
+                    .header_injection
                     .as_ref()
-                    .ok_or("upstreamInject missing")?
-                    .provider_name
-                    .as_str(),
+                    .ok_or("headerInjection missing")?;
+                let value = match (&h.header_value, &h.header_value_env) {
+                    (Some(v), None) => v.expose_secret().to_owned(),
+                    (None, Some(var)) => self
+                        .env
+                        .var(var)
+                        .ok_or("header value environment variable unset")?,
+                    _ => return Err("exactly one of headerValue and headerValueEnv".to_owned()),
+                };
+                Strategy::HeaderInjection(HeaderInjection {
+                    name: Arc::from(h.header_name.to_ascii_lowercase()),
+                    value: Token::new(value),
+                })
+            }
+            "upstream_inject" => Strategy::UpstreamInject(UpstreamInject {
+                provider: Arc::from(
+                    config
+                        .upstream_inject
+                        .as_ref()
+                        .ok_or("upstreamInject missing")?
+                        .provider_name
+                        .as_str(),
+                ),
+            }),
+            "token_exchange" => Strategy::TokenExchange(
+                self.token_exchange(
+                    name,
+                    config
+                        .token_exchange
+                        .as_ref()
+                        .ok_or("tokenExchange missing")?,
+                )?,
             ),
-        }),
-        "token_exchange" => {
-            tracing::warn!(backend = name, "token_exchange is validated but not yet available: Checks for this backend are denied with 503");
-            Strategy::TokenExchange
-        }
-        other => return Err(format!("unknown strategy type {other:?}")),
-    };
-    Ok(Backend {
-        name: Arc::from(name),
-        strategy,
-    })
+            other => return Err(format!("unknown strategy type {other:?}")),
+        };
+        Ok(Backend {
+            name: Arc::from(name),
+            strategy,
+        })
+    }
+
+    fn token_exchange(
+        &mut self,
+        backend: &str,
+        t: &TokenExchangeConfig,
+    ) -> Result<TokenExchange, String> {
+        let token_url = url::Url::parse(&t.token_url).map_err(|e| format!("tokenUrl: {e}"))?;
+        let subject_token_type =
+            normalize_subject_token_type(t.subject_token_type.as_deref().unwrap_or("access_token"))
+                .ok_or("invalid subjectTokenType")?;
+        let secret = match (&t.client_secret, &t.client_secret_env) {
+            (Some(inline), _) => Some(inline.expose_secret().to_owned()),
+            (None, Some(var)) => Some(
+                self.env
+                    .var(var)
+                    .ok_or("client secret environment variable unset")?,
+            ),
+            (None, None) => None,
+        };
+        let request = ExchangeRequest::new(RequestParams {
+            token_url: &token_url,
+            client_id: t.client_id.as_deref(),
+            client_secret: secret.as_deref(),
+            audience: t.audience.as_deref(),
+            scopes: &t.scopes,
+            subject_token_type,
+        });
+        let key_prefix = KeyPrefix::new(KeyParts {
+            backend,
+            token_url: token_url.as_str(),
+            client_id: t.client_id.as_deref(),
+            audience: t.audience.as_deref(),
+            scopes: &t.scopes,
+            subject_token_type,
+            subject_provider: t.subject_provider_name.as_deref(),
+        });
+        let shared = match &self.exchange_shared {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared = Arc::new(
+                    ExchangeShared::new(self.exchange_settings, self.exchange_metrics.clone())
+                        .map_err(|e| format!("HTTP client: {e}"))?,
+                );
+                self.exchange_shared = Some(shared.clone());
+                shared
+            }
+        };
+        Ok(TokenExchange::new(ExchangeBackend {
+            backend: Arc::from(backend),
+            request,
+            key_prefix,
+            subject_provider: t.subject_provider_name.as_deref().map(Arc::from),
+            timeout: Duration::from_millis(t.timeout_ms.unwrap_or(2_000)),
+            shared,
+        }))
+    }
 }
 
 /// RFC 9728 §3.1: the metadata URL inserts `/.well-known/oauth-protected-resource` between the

@@ -2,7 +2,7 @@
 //! Boot validation (DESIGN.md §5): every rule runs on every load, every violation is collected,
 //! and the output order is stable (rules in a fixed order, backends sorted by name).
 //!
-//! Rule ids follow ToolHive vMCP where it has one (V-01…V-09, V-13); V-10…V-12 are ours and are
+//! Rule ids follow ToolHive vMCP where it has one (V-01…V-09, V-13); V-10…V-12 and V-14 are ours and are
 //! listed in docs/configuration.md.
 
 use std::fmt;
@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 
 use super::{
     AuthServerConfig, Config, Environment, HeaderInjectionConfig, IncomingAuthType, InlineSecret,
-    StorageType, StrategyConfig, TokenExchangeConfig, UpstreamType,
+    StorageType, StrategyConfig, TokenExchangeCacheConfig, TokenExchangeConfig, UpstreamType,
 };
 
 /// How serious a violation is.
@@ -92,6 +92,7 @@ pub fn validate(config: &Config, env: &dyn Environment) -> Vec<Violation> {
     for (path, strategy) in &strategies {
         strategy_fields(path, strategy, env, &mut v);
     }
+    exchange_cache(&config.outgoing_auth.token_exchange_cache, &mut v);
     cross_checks(config, &strategies, &mut v);
     v.0
 }
@@ -515,11 +516,43 @@ fn token_exchange(path: &str, t: &TokenExchangeConfig, env: &dyn Environment, v:
             );
         }
     }
+    if t.timeout_ms.is_some_and(|ms| ms == 0 || ms > 60_000) {
+        v.error(
+            "V-08",
+            format!("{path}.timeoutMs"),
+            "timeoutMs must be between 1 and 60000",
+        );
+    }
     if t.subject_provider_name.as_deref() == Some("") {
         v.error(
             "V-06",
             format!("{path}.subjectProviderName"),
             "subjectProviderName must not be empty when set",
+        );
+    }
+}
+
+fn exchange_cache(c: &TokenExchangeCacheConfig, v: &mut Violations) {
+    let path = "outgoingAuth.tokenExchangeCache";
+    if c.max_entries == 0 {
+        v.error(
+            "V-14",
+            format!("{path}.maxEntries"),
+            "maxEntries must be at least 1",
+        );
+    }
+    if c.refresh_ahead_percent > 99 {
+        v.error(
+            "V-14",
+            format!("{path}.refreshAheadPercent"),
+            "refreshAheadPercent must be 0 (never) to 99",
+        );
+    }
+    if c.default_lifetime_seconds == 0 {
+        v.error(
+            "V-14",
+            format!("{path}.defaultLifetimeSeconds"),
+            "defaultLifetimeSeconds must be at least 1",
         );
     }
 }

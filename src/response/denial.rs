@@ -5,7 +5,7 @@
 
 use crate::check::CheckError;
 use crate::identity::IdentityError;
-use crate::strategy::StrategyError;
+use crate::strategy::{ExchangeError, StrategyError};
 use crate::upstream::{StoreError, UpstreamTokenNotFound};
 
 /// The gRPC status of a denial. Only 16 and 7 are denials to Envoy; 14 is an error, which with
@@ -181,8 +181,29 @@ impl Denial {
                     Self::unavailable("store_unavailable")
                 }
                 StrategyError::NoIdentity(_) => Self::unavailable("no_identity"),
-                StrategyError::NotAvailable(_) => Self::unavailable("strategy_unavailable"),
+                StrategyError::Exchange(e) => Self::from_exchange(e, challenge),
             },
+        }
+    }
+
+    fn from_exchange(error: &ExchangeError, challenge: &Challenge) -> Self {
+        match error {
+            ExchangeError::Rejected {
+                code: "invalid_grant",
+                ..
+            } => Self::unauthenticated(
+                challenge,
+                "invalid_token",
+                "the token service rejected the credential for this backend; re-authentication required",
+                "exchange_invalid_grant",
+            ),
+            // The endpoint refuses our client or parameters: a configuration problem, not the
+            // caller's; it is cached briefly, so retries are cheap.
+            ExchangeError::Rejected { .. } => Self::unavailable("exchange_rejected"),
+            ExchangeError::InvalidResponse(_) => Self::unavailable("exchange_invalid_response"),
+            ExchangeError::Timeout => Self::unavailable("exchange_timeout"),
+            ExchangeError::Unreachable => Self::unavailable("exchange_unreachable"),
+            ExchangeError::ServerError(_) => Self::unavailable("exchange_server_error"),
         }
     }
 

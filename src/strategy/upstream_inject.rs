@@ -32,9 +32,10 @@ impl UpstreamInject {
         let (Some(tsid), Some(store)) = (&identity.tsid, ctx.store) else {
             return Err(not_found());
         };
-        let token = store
-            .access_token(tsid, &self.provider, ctx.deadline)
+        let record = store
+            .usable_token(tsid, &self.provider, ctx.deadline)
             .await?;
+        let token = &record.access_token;
         let mut value = String::with_capacity(7 + token.expose_secret().len());
         value.push_str("Bearer ");
         value.push_str(token.expose_secret());

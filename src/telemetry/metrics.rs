@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Prometheus metrics: Checks by backend, strategy and outcome; Check latency; identity cache.
+//! Prometheus metrics: Checks by backend, strategy and outcome; Check latency; identity cache;
+//! token-exchange cache and calls.
 //! Labels are config names and fixed reason codes only.
 
 use std::sync::Arc;
@@ -36,6 +37,66 @@ struct CacheLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ExchangeLabels {
+    backend: Name,
+    result: &'static str,
+}
+
+/// What happened to one token-exchange lookup or call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeResult {
+    /// A cached token was served.
+    Hit,
+    /// A cached rejection was served.
+    NegativeHit,
+    /// The Check found no entry and called the token endpoint.
+    Miss,
+    /// The Check found no entry and shared another Check's call.
+    Coalesced,
+    /// A background refresh replaced a token.
+    Refresh,
+    /// A call to the token endpoint failed.
+    Failure,
+}
+
+impl ExchangeResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "hit",
+            Self::NegativeHit => "negative_hit",
+            Self::Miss => "miss",
+            Self::Coalesced => "coalesced",
+            Self::Refresh => "refresh",
+            Self::Failure => "failure",
+        }
+    }
+}
+
+/// Handles for the token-exchange metrics, shared with the strategy.
+#[derive(Debug, Clone)]
+pub struct ExchangeMetrics {
+    results: Family<ExchangeLabels, Counter>,
+    duration: Histogram,
+}
+
+impl ExchangeMetrics {
+    /// Counts one lookup or call for `backend`.
+    pub fn record(&self, backend: &Arc<str>, result: ExchangeResult) {
+        self.results
+            .get_or_create(&ExchangeLabels {
+                backend: Name(backend.clone()),
+                result: result.as_str(),
+            })
+            .inc();
+    }
+
+    /// Records how long one call to a token endpoint took.
+    pub fn observe(&self, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
 /// The metric handles.
 #[derive(Debug)]
 pub struct Metrics {
@@ -43,6 +104,7 @@ pub struct Metrics {
     checks: Family<CheckLabels, Counter>,
     duration: Histogram,
     identity_cache: Family<CacheLabels, Counter>,
+    exchange: ExchangeMetrics,
     unknown_backend: Name,
 }
 
@@ -74,13 +136,33 @@ impl Metrics {
             "Verified-token cache lookups by result",
             identity_cache.clone(),
         );
+        let exchange = ExchangeMetrics {
+            results: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.000_1, 2.0, 18)),
+        };
+        registry.register(
+            "token_exchange",
+            "Token-exchange cache lookups and token-endpoint calls by backend and result",
+            exchange.results.clone(),
+        );
+        registry.register(
+            "token_exchange_request_duration_seconds",
+            "Time of each call to a token endpoint",
+            exchange.duration.clone(),
+        );
         Self {
             registry,
             checks,
             duration,
             identity_cache,
+            exchange,
             unknown_backend: Name(Arc::from("<unknown>")),
         }
+    }
+
+    /// Handles for the token-exchange strategy.
+    pub fn exchange(&self) -> ExchangeMetrics {
+        self.exchange.clone()
     }
 
     /// Records one lookup in the verified-token cache.

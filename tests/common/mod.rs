@@ -9,16 +9,24 @@
     clippy::expect_used
 )]
 
+pub mod fake_sts;
+pub mod oauth_server;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{
+    AttributeContext, CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse,
+};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_authz::app::{self, State};
 use mcp_authz::authserver::SigningKey;
+use mcp_authz::secret::{Token, Tsid};
+use mcp_authz::upstream::UpstreamToken;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -68,6 +76,15 @@ impl TestKey {
         header.kid = Some(self.key.kid().to_owned());
         jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
     }
+}
+
+/// A loopback port nothing listens on (at the time of the call).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn now() -> u64 {
@@ -206,6 +223,53 @@ pub async fn check(
         .await
         .expect("Check answers with a CheckResponse, never a gRPC error")
         .into_inner()
+}
+
+/// Writes an upstream token for (tsid, provider) into the server's store.
+pub async fn store_token(
+    server: &TestServer,
+    tsid: &str,
+    provider: &str,
+    access: &str,
+    expires_at: Option<u64>,
+) {
+    let store = server.state.runtime.store.as_ref().unwrap();
+    let token = UpstreamToken {
+        access_token: Token::new(access),
+        refresh_token: None,
+        id_token: None,
+        expires_at,
+        subject: Some("upstream-user".to_owned()),
+        client_id: Some("test-client".to_owned()),
+    };
+    store.put(&Tsid::new(tsid), provider, &token).await.unwrap();
+}
+
+pub fn ok(response: &CheckResponse) -> &OkHttpResponse {
+    assert_eq!(response.status.as_ref().unwrap().code, 0, "{response:?}");
+    match &response.http_response {
+        Some(HttpResponse::OkResponse(ok)) => ok,
+        other => panic!("expected ok_response, got {other:?}"),
+    }
+}
+
+pub fn denied(response: &CheckResponse, grpc: i32, http: i32) -> &DeniedHttpResponse {
+    assert_eq!(response.status.as_ref().unwrap().code, grpc);
+    let denied = match (&response.http_response, grpc) {
+        (Some(HttpResponse::ErrorResponse(d)), 14) => d,
+        (Some(HttpResponse::DeniedResponse(d)), 16 | 7) => d,
+        other => panic!("unexpected http_response for status {grpc}: {other:?}"),
+    };
+    assert_eq!(denied.status.as_ref().unwrap().code, http);
+    denied
+}
+
+pub fn header<'a>(d: &'a DeniedHttpResponse, name: &str) -> Option<&'a str> {
+    d.headers
+        .iter()
+        .filter_map(|h| h.header.as_ref())
+        .find(|h| h.key == name)
+        .map(|h| h.value.as_str())
 }
 
 /// Every log line of this test binary, at TRACE level, so tests can assert that no secret was

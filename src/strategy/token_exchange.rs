@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: Apache-2.0
+//! `token_exchange`: the backend receives a token issued for it by an RFC 8693 token service,
+//! in exchange for the caller's JWT or, with `subjectProviderName`, the caller's upstream token.
+//!
+//! Exchanged tokens are cached ([`cache`]) so that a steady-state Check never waits on the token
+//! endpoint: a hit answers from memory, concurrent misses share one request, and a token nearing
+//! its end is re-exchanged in the background while the old one is still served.
+
+mod cache;
+mod client;
+mod key;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+pub use cache::{CacheSettings, Entry, ExchangeCache};
+pub use client::{ExchangeError, ExchangeRequest, RequestParams, ACCESS_TOKEN_TYPE, GRANT_TYPE};
+pub use key::{CacheKey, KeyParts, KeyPrefix};
+
+use super::{Mutations, StrategyContext, StrategyError, AUTHORIZATION_NAME};
+use crate::secret::Token;
+use crate::telemetry::metrics::{ExchangeMetrics, ExchangeResult};
+use crate::upstream::{unix_now, UpstreamTokenNotFound};
+
+/// Kept back from the Check's deadline for answering Envoy.
+const RESPONSE_MARGIN: Duration = Duration::from_millis(10);
+/// Below this, an exchange is not started at all.
+const MIN_BUDGET: Duration = Duration::from_millis(5);
+/// Wait before a failed background refresh may be retried.
+const REFRESH_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What every `token_exchange` backend shares: the HTTP client, the cache and its metrics.
+#[derive(Debug)]
+pub struct ExchangeShared {
+    http: reqwest::Client,
+    cache: ExchangeCache,
+    metrics: ExchangeMetrics,
+}
+
+impl ExchangeShared {
+    /// The HTTP client (no redirects: a token endpoint that redirects is refused) and an empty
+    /// cache.
+    ///
+    /// # Errors
+    /// When the TLS stack cannot be initialised.
+    pub fn new(settings: CacheSettings, metrics: ExchangeMetrics) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(2))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(concat!("mcp-authz/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            cache: ExchangeCache::new(settings),
+            metrics,
+        })
+    }
+}
+
+/// One backend's token exchange.
+#[derive(Debug, Clone)]
+pub struct TokenExchange {
+    inner: Arc<ExchangeBackend>,
+}
+
+/// What one `token_exchange` backend is made of, built from its config.
+#[derive(Debug)]
+pub struct ExchangeBackend {
+    /// Backend name (metrics, logs, cache key).
+    pub backend: Arc<str>,
+    /// The fixed part of its request.
+    pub request: ExchangeRequest,
+    /// Its cache-key prefix.
+    pub key_prefix: KeyPrefix,
+    /// Provider whose upstream token is the subject; `None` = the caller's JWT.
+    pub subject_provider: Option<Arc<str>>,
+    /// Cap on every call to the token endpoint.
+    pub timeout: Duration,
+    /// Client, cache and metrics shared with the other backends.
+    pub shared: Arc<ExchangeShared>,
+}
+
+/// A subject token and when it expires (unix seconds), which caps the exchanged token's life.
+struct Subject {
+    token: Token,
+    expires_at: Option<u64>,
+}
+
+impl TokenExchange {
+    /// A backend's exchange.
+    pub fn new(backend: ExchangeBackend) -> Self {
+        Self {
+            inner: Arc::new(backend),
+        }
+    }
+
+    /// Sets `authorization: Bearer <exchanged token>`, from the cache when possible.
+    ///
+    /// # Errors
+    /// [`StrategyError::UpstreamTokenNotFound`] when the named provider's token is missing (no
+    /// fallback to the caller's JWT); [`StrategyError::Exchange`] when the endpoint refuses, fails
+    /// or does not answer within the Check's deadline.
+    pub async fn apply(&self, ctx: &StrategyContext<'_>) -> Result<Mutations, StrategyError> {
+        let inner = &*self.inner;
+        let subject = self.subject(ctx).await?;
+        let key = inner.key_prefix.key(&subject.token);
+        let entry = match inner.shared.cache.get(&key).await {
+            Some(entry) => {
+                let result = match &*entry {
+                    Entry::Issued(_) => ExchangeResult::Hit,
+                    Entry::Rejected { .. } => ExchangeResult::NegativeHit,
+                };
+                inner.shared.metrics.record(&inner.backend, result);
+                entry
+            }
+            None => self.exchange_now(key, &subject, ctx.deadline).await?,
+        };
+        match &*entry {
+            Entry::Issued(issued) => {
+                if issued.claim_refresh(std::time::Instant::now()) {
+                    self.spawn_refresh(key, subject, entry.clone());
+                }
+                Ok(Mutations::set(
+                    AUTHORIZATION_NAME.clone(),
+                    issued.header_value.expose_secret().to_owned(),
+                ))
+            }
+            Entry::Rejected { error, .. } => Err(StrategyError::Exchange(error.clone())),
+        }
+    }
+
+    async fn subject(&self, ctx: &StrategyContext<'_>) -> Result<Subject, StrategyError> {
+        let identity = ctx
+            .identity
+            .ok_or(StrategyError::NoIdentity("token_exchange"))?;
+        let Some(provider) = &self.inner.subject_provider else {
+            return Ok(Subject {
+                token: identity.token.clone(),
+                expires_at: Some(identity.expires_at),
+            });
+        };
+        let (Some(tsid), Some(store)) = (&identity.tsid, ctx.store) else {
+            return Err(StrategyError::UpstreamTokenNotFound(
+                UpstreamTokenNotFound {
+                    provider: provider.clone(),
+                },
+            ));
+        };
+        let record = store.usable_token(tsid, provider, ctx.deadline).await?;
+        Ok(Subject {
+            token: record.access_token.clone(),
+            expires_at: record.expires_at,
+        })
+    }
+
+    /// A cache miss: one exchange per key however many Checks wait for it, bounded by the
+    /// Check's deadline.
+    async fn exchange_now(
+        &self,
+        key: CacheKey,
+        subject: &Subject,
+        deadline: Instant,
+    ) -> Result<Arc<Entry>, StrategyError> {
+        let inner = &*self.inner;
+        let budget = deadline
+            .saturating_duration_since(Instant::now())
+            .saturating_sub(RESPONSE_MARGIN)
+            .min(inner.timeout);
+        if budget < MIN_BUDGET {
+            inner
+                .shared
+                .metrics
+                .record(&inner.backend, ExchangeResult::Failure);
+            return Err(StrategyError::Exchange(ExchangeError::Timeout));
+        }
+        let exchange = async {
+            inner
+                .shared
+                .metrics
+                .record(&inner.backend, ExchangeResult::Miss);
+            let result = self.send(&subject.token, budget).await;
+            inner
+                .shared
+                .cache
+                .entry_for(result, subject.expires_at, unix_now())
+        };
+        let shared =
+            tokio::time::timeout_at(deadline, inner.shared.cache.get_or_exchange(key, exchange))
+                .await
+                .map_err(|_| StrategyError::Exchange(ExchangeError::Timeout))?;
+        match shared {
+            Ok((entry, fresh)) => {
+                if !fresh {
+                    inner
+                        .shared
+                        .metrics
+                        .record(&inner.backend, ExchangeResult::Coalesced);
+                }
+                Ok(entry)
+            }
+            Err(error) => Err(StrategyError::Exchange((*error).clone())),
+        }
+    }
+
+    /// One call to the token endpoint, with its metrics.
+    async fn send(
+        &self,
+        subject: &Token,
+        budget: Duration,
+    ) -> Result<client::Issued, ExchangeError> {
+        let inner = &*self.inner;
+        let started = std::time::Instant::now();
+        let result = inner
+            .request
+            .send(&inner.shared.http, subject, budget)
+            .await;
+        inner.shared.metrics.observe(started.elapsed());
+        if let Err(error) = &result {
+            inner
+                .shared
+                .metrics
+                .record(&inner.backend, ExchangeResult::Failure);
+            match error {
+                ExchangeError::Rejected {
+                    code: "invalid_grant",
+                    ..
+                } => {
+                    tracing::debug!(backend = %inner.backend, %error, "token exchange refused the subject")
+                }
+                _ => tracing::warn!(backend = %inner.backend, %error, "token exchange failed"),
+            }
+        }
+        result
+    }
+
+    /// Re-exchanges in the background; Checks keep getting the current token meanwhile.
+    fn spawn_refresh(&self, key: CacheKey, subject: Subject, current: Arc<Entry>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let inner = &*this.inner;
+            let result = this.send(&subject.token, inner.timeout).await;
+            match inner
+                .shared
+                .cache
+                .entry_for(result, subject.expires_at, unix_now())
+            {
+                Ok(entry) => {
+                    if matches!(*entry, Entry::Issued(_)) {
+                        inner
+                            .shared
+                            .metrics
+                            .record(&inner.backend, ExchangeResult::Refresh);
+                    }
+                    // A definite rejection replaces the token too: the endpoint no longer
+                    // accepts this subject.
+                    inner.shared.cache.insert(key, entry).await;
+                }
+                Err(_) => {
+                    tokio::time::sleep(REFRESH_RETRY_AFTER).await;
+                    if let Entry::Issued(issued) = &*current {
+                        issued.refresh_failed();
+                    }
+                }
+            }
+        });
+    }
+}
