@@ -1,9 +1,142 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The embedded OAuth authorization server ("Mode B", DESIGN.md §7).
+//! The embedded OAuth 2.1 authorization server ("Mode B", DESIGN.md §7).
 //!
-//! For now it holds the signing key: Check verifies our own tokens with it in process, and tests
-//! mint tokens with it. The login endpoints come with the authorization-server issue.
+//! An MCP client follows our 401's `resource_metadata`, discovers this server ([`metadata`]),
+//! registers ([`register`]) and sends the user to [`login`], which walks the user through every
+//! configured upstream identity provider in order, stores their tokens under a fresh `tsid`, and
+//! hands the client a code that [`token`] turns into our ES256 JWT carrying that `tsid`. Check
+//! then verifies that JWT in process with the same key.
 
+pub mod error;
 pub mod keys;
+mod login;
+mod metadata;
+pub mod random;
+pub mod records;
+mod register;
+mod token;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::{get, post};
+use axum::Router;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+pub use error::OAuthError;
 pub use keys::SigningKey;
+
+use crate::app::State;
+use crate::config::AuthServerConfig;
+use crate::upstream::{UpstreamProvider, UpstreamStore};
+
+/// Lifetimes of what the server issues.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    /// Our access tokens.
+    pub access_token: Duration,
+    /// Our refresh tokens.
+    pub refresh_token: Duration,
+    /// Authorization codes.
+    pub code: Duration,
+    /// A login walking the upstream chain.
+    pub login: Duration,
+}
+
+/// The authorization server: issuer, key, upstream chain.
+pub struct AuthServer {
+    issuer: String,
+    base_path: String,
+    allowed_audiences: Vec<String>,
+    key: Arc<SigningKey>,
+    encoding: EncodingKey,
+    header: Header,
+    providers: Vec<Arc<UpstreamProvider>>,
+    lifetimes: Lifetimes,
+}
+
+impl std::fmt::Debug for AuthServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthServer")
+            .field("issuer", &self.issuer)
+            .field("providers", &self.providers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthServer {
+    /// The server for a validated config.
+    ///
+    /// # Errors
+    /// A message when the issuer is not a URL or the key cannot sign.
+    pub fn new(
+        config: &AuthServerConfig,
+        key: Arc<SigningKey>,
+        providers: Vec<Arc<UpstreamProvider>>,
+    ) -> Result<Self, String> {
+        let issuer_url = url::Url::parse(&config.issuer).map_err(|e| format!("issuer: {e}"))?;
+        let encoding = key.encoding_key().map_err(|e| e.to_string())?;
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid().to_owned());
+        header.typ = Some("at+jwt".to_owned());
+        Ok(Self {
+            issuer: config.issuer.trim_end_matches('/').to_owned(),
+            base_path: issuer_url.path().trim_end_matches('/').to_owned(),
+            allowed_audiences: config.allowed_audiences.clone(),
+            key,
+            encoding,
+            header,
+            providers,
+            lifetimes: Lifetimes {
+                access_token: Duration::from_secs(config.access_token_lifetime_seconds),
+                refresh_token: Duration::from_secs(config.refresh_token_lifetime_seconds),
+                code: Duration::from_secs(config.authorization_code_lifetime_seconds),
+                login: Duration::from_secs(config.login_timeout_seconds),
+            },
+        })
+    }
+
+    /// `{issuer}{path}`: the public URL of one of our endpoints.
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// Where every upstream sends the user back.
+    pub fn callback_url(&self) -> String {
+        self.url("/oauth/callback")
+    }
+
+    /// The upstream providers, in login order.
+    pub fn providers(&self) -> &[Arc<UpstreamProvider>] {
+        &self.providers
+    }
+}
+
+/// The server's endpoints, mounted on the HTTP listener when `authServer` is configured.
+pub fn router(state: &Arc<State>) -> Router<Arc<State>> {
+    let Some(server) = &state.runtime.auth_server else {
+        return Router::new();
+    };
+    let base = &server.base_path;
+    let metadata_path = format!("/.well-known/oauth-authorization-server{base}");
+    let oidc_path = format!("{base}/.well-known/openid-configuration");
+    Router::new()
+        .route(&metadata_path, get(metadata::authorization_server))
+        .route(&oidc_path, get(metadata::authorization_server))
+        .route(
+            &format!("{base}/.well-known/jwks.json"),
+            get(metadata::jwks),
+        )
+        .route(&format!("{base}/oauth/register"), post(register::register))
+        .route(&format!("{base}/oauth/authorize"), get(login::authorize))
+        .route(&format!("{base}/oauth/callback"), get(login::callback))
+        .route(&format!("{base}/oauth/token"), post(token::token))
+}
+
+/// The server and its store, for a handler.
+fn parts(state: &State) -> Result<(&AuthServer, &UpstreamStore), OAuthError> {
+    match (&state.runtime.auth_server, &state.runtime.store) {
+        (Some(server), Some(store)) => Ok((server, store)),
+        _ => Err(OAuthError::server_error()),
+    }
+}

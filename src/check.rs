@@ -72,6 +72,7 @@ async fn allow(
     let ctx = StrategyContext {
         identity: identity.as_deref(),
         store: runtime.store.as_ref(),
+        refresher: runtime.refresher.as_ref(),
         deadline,
     };
     let mutations = backend

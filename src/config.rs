@@ -154,6 +154,31 @@ pub struct AuthServerConfig {
     /// Where upstream tokens and server state live.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Lifetime of our access tokens, in seconds (default 3600).
+    #[serde(default = "default_access_token_lifetime")]
+    pub access_token_lifetime_seconds: u64,
+    /// Lifetime of our refresh tokens, in seconds (default 30 days).
+    #[serde(default = "default_refresh_token_lifetime")]
+    pub refresh_token_lifetime_seconds: u64,
+    /// Lifetime of an authorization code, in seconds (default 60).
+    #[serde(default = "default_code_lifetime")]
+    pub authorization_code_lifetime_seconds: u64,
+    /// How long a user may take to walk the upstream logins, in seconds (default 600).
+    #[serde(default = "default_login_timeout")]
+    pub login_timeout_seconds: u64,
+}
+
+fn default_access_token_lifetime() -> u64 {
+    3600
+}
+fn default_refresh_token_lifetime() -> u64 {
+    30 * 24 * 3600
+}
+fn default_code_lifetime() -> u64 {
+    60
+}
+fn default_login_timeout() -> u64 {
+    600
 }
 
 /// One upstream identity provider.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The HTTP listener: `/healthz`, `/readyz`, `/metrics` and the RFC 9728 protected-resource
-//! metadata document. The embedded authorization server's endpoints join it later.
+//! metadata document, plus the embedded authorization server's endpoints when it is configured.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,7 +27,9 @@ pub fn router(state: Arc<State>) -> Router {
             get(resource_metadata),
         );
     }
-    router.with_state(state)
+    router
+        .merge(crate::authserver::router(&state))
+        .with_state(state)
 }
 
 async fn readyz(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {

@@ -12,7 +12,8 @@
 //!
 //! # Layout
 //! - [`config`]: the YAML file, its validation rules and the runtime form built from it.
-//! - [`authserver`]: the embedded authorization server (signing key for now).
+//! - [`authserver`]: the embedded authorization server: login through every upstream IdP,
+//!   our tokens, dynamic client registration.
 //! - [`app`], [`http`], [`telemetry`]: wiring, the HTTP listener, logs and metrics.
 //! - [`secret`]: types that hold credentials and never print them.
 
@@ -22,6 +23,7 @@ pub mod check;
 pub mod config;
 pub mod http;
 pub mod identity;
+mod outbound;
 pub mod response;
 pub mod secret;
 pub mod strategy;

@@ -20,7 +20,9 @@ pub use token_exchange::{ExchangeError, TokenExchange};
 pub use upstream_inject::UpstreamInject;
 
 use crate::identity::Identity;
-use crate::upstream::{StoreError, UpstreamStore, UpstreamTokenNotFound};
+use crate::upstream::{
+    unix_now, usable, Refresher, StoreError, UpstreamStore, UpstreamToken, UpstreamTokenNotFound,
+};
 
 /// A backend named by the route, with its strategy.
 #[derive(Debug)]
@@ -76,8 +78,49 @@ pub struct StrategyContext<'a> {
     pub identity: Option<&'a Identity>,
     /// Upstream token store, present when an authorization server is configured.
     pub store: Option<&'a UpstreamStore>,
+    /// Refreshes expired upstream tokens, present with an authorization server.
+    pub refresher: Option<&'a Refresher>,
     /// When the answer is due (from the Check's `grpc-timeout`).
     pub deadline: Instant,
+}
+
+impl StrategyContext<'_> {
+    /// The caller's usable upstream token for `provider` (one store read), refreshed first when
+    /// it has expired and can be refreshed.
+    ///
+    /// # Errors
+    /// [`StrategyError::UpstreamTokenNotFound`] when the caller has no `tsid` or no usable token;
+    /// [`StrategyError::Store`] when the store or the provider fails.
+    pub async fn upstream_token(
+        &self,
+        provider: &Arc<str>,
+        strategy: &'static str,
+    ) -> Result<Arc<UpstreamToken>, StrategyError> {
+        let identity = self.identity.ok_or(StrategyError::NoIdentity(strategy))?;
+        let not_found = || {
+            StrategyError::UpstreamTokenNotFound(UpstreamTokenNotFound {
+                provider: provider.clone(),
+            })
+        };
+        let (Some(tsid), Some(store)) = (&identity.tsid, self.store) else {
+            return Err(not_found());
+        };
+        let record = store
+            .get(tsid, provider, self.deadline)
+            .await?
+            .ok_or_else(not_found)?;
+        let record = match self.refresher {
+            Some(refresher)
+                if record.is_expired_at(unix_now()) && record.refresh_token.is_some() =>
+            {
+                refresher
+                    .refresh(store, tsid, provider, record, self.deadline)
+                    .await?
+            }
+            _ => record,
+        };
+        Ok(usable(record, provider)?)
+    }
 }
 
 /// Why a strategy could not produce a credential.

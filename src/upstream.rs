@@ -4,8 +4,10 @@
 //!
 //! Reads are lazy: a Check reads only the one provider its backend needs.
 
+pub mod idp;
 mod memory;
 mod redis;
+pub mod refresh;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -16,6 +18,8 @@ use tokio::time::Instant;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::secret::{is_b64token, Token, Tsid};
+pub use idp::{IdpError, TokenSet, UpstreamProvider};
+pub use refresh::Refresher;
 
 /// The caller has no usable upstream token for `provider` (absent, empty, or expired and not
 /// refreshable): the MCP client must send the user through login again.
@@ -141,6 +145,29 @@ impl UpstreamToken {
     }
 }
 
+/// `record` if its access token can be injected now.
+///
+/// # Errors
+/// [`StoreError::NotFound`] when it is empty or expired; [`StoreError::Corrupt`] when it is not
+/// usable as a header value.
+pub fn usable(
+    record: Arc<UpstreamToken>,
+    provider: &Arc<str>,
+) -> Result<Arc<UpstreamToken>, StoreError> {
+    if record.access_token.is_empty() || record.is_expired_at(unix_now()) {
+        return Err(StoreError::NotFound(UpstreamTokenNotFound {
+            provider: provider.clone(),
+        }));
+    }
+    if !is_b64token(record.access_token.expose_secret()) {
+        return Err(StoreError::Corrupt {
+            provider: provider.clone(),
+            reason: "access token is not a valid bearer credential",
+        });
+    }
+    Ok(record)
+}
+
 /// How long a stored record outlives its access token, so it can still be refreshed.
 pub const DEFAULT_REFRESH_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -189,37 +216,90 @@ impl UpstreamStore {
         }
     }
 
-    /// One provider's record, checked to hold a usable access token.
+    /// Deletes one provider's record.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] when it is absent, empty or expired (refresh comes with the
-    /// authorization server), or not usable as a header value ([`StoreError::Corrupt`]);
-    /// [`StoreError::Unavailable`] when the store fails.
-    pub async fn usable_token(
+    /// [`StoreError::Unavailable`] when Redis fails.
+    pub async fn delete(&self, tsid: &Tsid, provider: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(m) => {
+                m.delete(tsid, provider);
+                Ok(())
+            }
+            Self::Redis(r) => r.delete(tsid, provider).await,
+        }
+    }
+
+    /// Stores an entry of authorization-server state (`key` is prefixed by the store).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis fails.
+    pub async fn put_entry(
         &self,
-        tsid: &Tsid,
-        provider: &Arc<str>,
-        deadline: Instant,
-    ) -> Result<Arc<UpstreamToken>, StoreError> {
-        let not_found = || {
-            StoreError::NotFound(UpstreamTokenNotFound {
-                provider: provider.clone(),
-            })
-        };
-        let record = self
-            .get(tsid, provider, deadline)
-            .await?
-            .ok_or_else(not_found)?;
-        if record.access_token.is_empty() || record.is_expired_at(unix_now()) {
-            return Err(not_found());
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(m) => {
+                m.put_entry(key, value, ttl);
+                Ok(())
+            }
+            Self::Redis(r) => r.put_entry(key, value, ttl).await,
         }
-        if !is_b64token(record.access_token.expose_secret()) {
-            return Err(StoreError::Corrupt {
-                provider: provider.clone(),
-                reason: "access token is not a valid bearer credential",
-            });
+    }
+
+    /// Stores an entry unless `key` exists (a lock); whether it was stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis fails.
+    pub async fn put_entry_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Self::Memory(m) => Ok(m.put_entry_if_absent(key, value, ttl)),
+            Self::Redis(r) => r.put_entry_if_absent(key, value, ttl).await,
         }
-        Ok(record)
+    }
+
+    /// Reads an entry.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis fails.
+    pub async fn get_entry(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Self::Memory(m) => Ok(m.get_entry(key)),
+            Self::Redis(r) => r.get_entry(key).await,
+        }
+    }
+
+    /// Removes and returns an entry atomically: a code or a refresh token is redeemed once, even
+    /// across replicas.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis fails.
+    pub async fn take_entry(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Self::Memory(m) => Ok(m.take_entry(key)),
+            Self::Redis(r) => r.take_entry(key).await,
+        }
+    }
+
+    /// Removes `key` only if it holds `value`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when Redis fails.
+    pub async fn delete_entry_if(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(m) => {
+                m.delete_entry_if(key, value);
+                Ok(())
+            }
+            Self::Redis(r) => r.delete_entry_if(key, value).await,
+        }
     }
 
     /// Whether the store answers (for readiness).

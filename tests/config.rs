@@ -231,6 +231,21 @@ fn v14_token_exchange_cache_settings() {
 }
 
 #[test]
+fn v05_auth_server_lifetimes_must_be_positive() {
+    let yaml = with(
+        "  allowedAudiences: [\"https://mcp.example.com/mcp\"]",
+        "  allowedAudiences: [\"https://mcp.example.com/mcp\"]\n  accessTokenLifetimeSeconds: 0\n  loginTimeoutSeconds: 0",
+    );
+    assert_only(
+        &yaml,
+        &[
+            "V-05 authServer.accessTokenLifetimeSeconds: accessTokenLifetimeSeconds must be at least 1",
+            "V-05 authServer.loginTimeoutSeconds: loginTimeoutSeconds must be at least 1",
+        ],
+    );
+}
+
+#[test]
 fn v13_empty_allowed_audiences() {
     let got = lines(&with(
         r#"allowedAudiences: ["https://mcp.example.com/mcp"]"#,

@@ -13,7 +13,7 @@ use super::{
     validate, Config, ConfigError, Environment, IncomingAuthType, StorageType, StrategyConfig,
     TokenExchangeCacheConfig, TokenExchangeConfig, Violation,
 };
-use crate::authserver::SigningKey;
+use crate::authserver::{AuthServer, SigningKey};
 use crate::identity::{KeySet, KeySource, RemoteJwks, Verifier, VerifierSettings};
 use crate::response::Challenge;
 use crate::secret::Token;
@@ -23,7 +23,7 @@ use crate::strategy::token_exchange::{
 };
 use crate::strategy::{Backend, HeaderInjection, Strategy, TokenExchange, UpstreamInject};
 use crate::telemetry::metrics::{ExchangeMetrics, Metrics};
-use crate::upstream::{MemoryStore, RedisStore, UpstreamStore};
+use crate::upstream::{MemoryStore, RedisStore, Refresher, UpstreamProvider, UpstreamStore};
 
 /// Name used for the default strategy in metrics and metadata.
 pub const DEFAULT_BACKEND: &str = "default";
@@ -61,6 +61,10 @@ pub struct Runtime {
     pub challenge: Challenge,
     /// The embedded authorization server's signing key.
     pub signing_key: Option<Arc<SigningKey>>,
+    /// The embedded authorization server.
+    pub auth_server: Option<Arc<AuthServer>>,
+    /// Refreshes expired upstream tokens in the Check path.
+    pub refresher: Option<Refresher>,
     /// RFC 9728 protected-resource metadata document.
     pub resource_metadata: serde_json::Value,
     /// Where the metadata document is served (its path on our HTTP listener).
@@ -157,6 +161,32 @@ pub async fn build(
         None => None,
     };
 
+    let (auth_server, refresher) = match (&config.auth_server, &signing_key) {
+        (Some(server), Some(key)) => {
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(Duration::from_secs(2))
+                .user_agent(concat!("mcp-authz/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| resource_error("authServer", e.to_string()))?;
+            let mut providers = Vec::new();
+            for (i, upstream) in server.upstreams.iter().enumerate() {
+                let path = format!("authServer.upstreams[{i}]");
+                let secret =
+                    upstream_secret(upstream, env).map_err(|m| resource_error(&path, m))?;
+                providers.push(Arc::new(
+                    UpstreamProvider::new(upstream, secret.as_deref(), http.clone())
+                        .map_err(|m| resource_error(&path, m))?,
+                ));
+            }
+            let refresher = Refresher::new(providers.iter().cloned());
+            let auth_server = AuthServer::new(server, key.clone(), providers)
+                .map_err(|m| resource_error("authServer", m))?;
+            (Some(Arc::new(auth_server)), Some(refresher))
+        }
+        _ => (None, None),
+    };
+
     let mut builder = BackendBuilder {
         env,
         exchange_settings: exchange_settings(&config.outgoing_auth.token_exchange_cache),
@@ -214,6 +244,8 @@ pub async fn build(
             store,
             challenge: Challenge::new(realm, &prm_url),
             signing_key,
+            auth_server,
+            refresher,
             resource_metadata,
             resource_metadata_path: prm_path,
         },
@@ -225,6 +257,26 @@ fn resource_error(path: &str, message: String) -> ConfigError {
     ConfigError::Resource {
         path: path.to_owned(),
         message,
+    }
+}
+
+/// The resolved client secret of an upstream (inline or from its environment variable).
+fn upstream_secret(
+    upstream: &super::UpstreamConfig,
+    env: &dyn Environment,
+) -> Result<Option<String>, String> {
+    let (inline, var) = match (&upstream.oauth2, &upstream.oidc) {
+        (Some(o), _) => (&o.client_secret, &o.client_secret_env),
+        (None, Some(o)) => (&o.client_secret, &o.client_secret_env),
+        (None, None) => return Ok(None),
+    };
+    match (inline, var) {
+        (Some(secret), _) => Ok(Some(secret.expose_secret().to_owned())),
+        (None, Some(var)) => env
+            .var(var)
+            .map(Some)
+            .ok_or_else(|| format!("environment variable {var} is not set")),
+        (None, None) => Ok(None),
     }
 }
 

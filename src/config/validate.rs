@@ -274,6 +274,29 @@ fn auth_server(server: &AuthServerConfig, env: &dyn Environment, v: &mut Violati
             "allowedAudiences must not contain an empty audience",
         );
     }
+    for (field, value) in [
+        (
+            "accessTokenLifetimeSeconds",
+            server.access_token_lifetime_seconds,
+        ),
+        (
+            "refreshTokenLifetimeSeconds",
+            server.refresh_token_lifetime_seconds,
+        ),
+        (
+            "authorizationCodeLifetimeSeconds",
+            server.authorization_code_lifetime_seconds,
+        ),
+        ("loginTimeoutSeconds", server.login_timeout_seconds),
+    ] {
+        if value == 0 {
+            v.error(
+                "V-05",
+                format!("authServer.{field}"),
+                format!("{field} must be at least 1"),
+            );
+        }
+    }
     if let Some(redis) = &server.storage.redis {
         if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
             v.error(

@@ -220,7 +220,8 @@ impl RemoteJwks {
         Ok(count)
     }
 
-    async fn find(&self, kid: Option<&str>) -> Option<VerifyingKey> {
+    /// The key for `kid`, refetching the JWKS (at most once per interval) when it is unknown.
+    pub async fn find(&self, kid: Option<&str>) -> Option<VerifyingKey> {
         if let Some(key) = self.current.load().find(kid) {
             return Some(key.clone());
         }

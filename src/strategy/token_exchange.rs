@@ -23,7 +23,7 @@ pub use key::{CacheKey, KeyParts, KeyPrefix};
 use super::{Mutations, StrategyContext, StrategyError, AUTHORIZATION_NAME};
 use crate::secret::Token;
 use crate::telemetry::metrics::{ExchangeMetrics, ExchangeResult};
-use crate::upstream::{unix_now, UpstreamTokenNotFound};
+use crate::upstream::unix_now;
 
 /// Kept back from the Check's deadline for answering Envoy.
 const RESPONSE_MARGIN: Duration = Duration::from_millis(10);
@@ -148,14 +148,7 @@ impl TokenExchange {
                 expires_at: Some(identity.expires_at),
             });
         };
-        let (Some(tsid), Some(store)) = (&identity.tsid, ctx.store) else {
-            return Err(StrategyError::UpstreamTokenNotFound(
-                UpstreamTokenNotFound {
-                    provider: provider.clone(),
-                },
-            ));
-        };
-        let record = store.usable_token(tsid, provider, ctx.deadline).await?;
+        let record = ctx.upstream_token(provider, "token_exchange").await?;
         Ok(Subject {
             token: record.access_token.clone(),
             expires_at: record.expires_at,

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use super::{Mutations, StrategyContext, StrategyError, AUTHORIZATION_NAME};
-use crate::upstream::UpstreamTokenNotFound;
 
 /// Inject the upstream token of one provider.
 #[derive(Debug)]
@@ -15,30 +14,20 @@ pub struct UpstreamInject {
 }
 
 impl UpstreamInject {
-    /// Reads the caller's token for this provider (one store read) and sets it as the bearer.
+    /// Reads the caller's token for this provider (one store read; refreshed when expired) and
+    /// sets it as the bearer.
     ///
     /// # Errors
     /// [`StrategyError::UpstreamTokenNotFound`] when the caller has no `tsid` or no usable token
     /// for the provider; [`StrategyError::Store`] when the store fails.
     pub async fn apply(&self, ctx: &StrategyContext<'_>) -> Result<Mutations, StrategyError> {
-        let identity = ctx
-            .identity
-            .ok_or(StrategyError::NoIdentity("upstream_inject"))?;
-        let not_found = || {
-            StrategyError::UpstreamTokenNotFound(UpstreamTokenNotFound {
-                provider: self.provider.clone(),
-            })
-        };
-        let (Some(tsid), Some(store)) = (&identity.tsid, ctx.store) else {
-            return Err(not_found());
-        };
-        let record = store
-            .usable_token(tsid, &self.provider, ctx.deadline)
+        let record = ctx
+            .upstream_token(&self.provider, "upstream_inject")
             .await?;
-        let token = &record.access_token;
-        let mut value = String::with_capacity(7 + token.expose_secret().len());
+        let token = record.access_token.expose_secret();
+        let mut value = String::with_capacity(7 + token.len());
         value.push_str("Bearer ");
-        value.push_str(token.expose_secret());
+        value.push_str(token);
         Ok(Mutations::set(AUTHORIZATION_NAME.clone(), value))
     }
 }

@@ -120,4 +120,102 @@ impl RedisStore {
         let ping = command.query_async::<String>(&mut conn);
         matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)))
     }
+
+    /// Deletes one provider's record.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn delete(&self, tsid: &Tsid, provider: &str) -> Result<(), StoreError> {
+        let mut command = redis::cmd("DEL");
+        command.arg(self.key(tsid, provider));
+        self.run::<i64>(command).await.map(|_| ())
+    }
+
+    /// Runs one command within the store's timeout.
+    async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.connection.clone();
+        tokio::time::timeout(self.timeout * 5, command.query_async::<T>(&mut conn))
+            .await
+            .map_err(|_| StoreError::Unavailable("redis timed out"))?
+            .map_err(|_| StoreError::Unavailable("redis command failed"))
+    }
+
+    fn entry_key(&self, key: &str) -> String {
+        format!("{}{key}", self.key_prefix)
+    }
+
+    /// `SET key value PX ttl`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn put_entry(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(self.entry_key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        self.run::<()>(command).await
+    }
+
+    /// `SET key value NX PX ttl`: whether it was stored.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn put_entry_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(self.entry_key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        Ok(self.run::<Option<String>>(command).await?.is_some())
+    }
+
+    /// `GET key`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn get_entry(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut command = redis::cmd("GET");
+        command.arg(self.entry_key(key));
+        self.run(command).await
+    }
+
+    /// `GETDEL key`: of concurrent takers, across replicas, only one gets the value.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn take_entry(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut command = redis::cmd("GETDEL");
+        command.arg(self.entry_key(key));
+        self.run(command).await
+    }
+
+    /// Deletes `key` only if it still holds `value` (releasing a lock we own).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn delete_entry_if(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        const SCRIPT: &str =
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(SCRIPT)
+            .arg(1)
+            .arg(self.entry_key(key))
+            .arg(value);
+        self.run::<i64>(command).await.map(|_| ())
+    }
 }

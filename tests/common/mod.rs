@@ -9,6 +9,8 @@
     clippy::expect_used
 )]
 
+pub mod browser;
+pub mod envoy;
 pub mod fake_sts;
 pub mod oauth_server;
 
@@ -140,13 +142,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(yaml: &str) -> Self {
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_with_http(yaml, http).await
+    }
+
+    /// Starts with the HTTP listener given (when the config's issuer must name its port).
+    pub async fn start_with_http(yaml: &str, http: TcpListener) -> Self {
         let config = mcp_authz::config::parse_str(yaml).expect("test config parses");
         let env: HashMap<String, String> = HashMap::new();
         let (state, _warnings) = State::build(&config, &env)
             .await
             .expect("test config is valid");
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (grpc_addr, http_addr) = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app::run(state.clone(), grpc, http, async {

@@ -25,6 +25,30 @@ impl OAuthServer {
         let dir = tempfile::tempdir().unwrap();
         let jwks_path = dir.path().join("subject-jwks.json");
         std::fs::write(&jwks_path, subject_jwks.to_string()).unwrap();
+        let jwks_path = jwks_path.to_string_lossy().into_owned();
+        Self::start_with_env(
+            dir,
+            &[
+                ("SUBJECT_JWKS_FILE", &jwks_path),
+                ("SUBJECT_ISSUER", subject_issuer),
+            ],
+        )
+    }
+
+    /// An upstream identity provider for mcp-authz's login: client `mcp-authz` /
+    /// `mcp-authz-secret` may redirect to `redirect_uri`; its access tokens live `access_ttl`
+    /// seconds.
+    pub fn identity_provider(redirect_uri: &str, access_ttl: u64) -> Self {
+        Self::start_with_env(
+            tempfile::tempdir().unwrap(),
+            &[
+                ("LOGIN_REDIRECT_URIS", redirect_uri),
+                ("ACCESS_TOKEN_TTL", &access_ttl.to_string()),
+            ],
+        )
+    }
+
+    fn start_with_env(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
         let script = std::env::var("OAUTH_SERVER_JS").unwrap_or_else(|_| {
             format!(
                 "{}/testenv/oauth-server/server.mjs",
@@ -36,8 +60,7 @@ impl OAuthServer {
         let mut child = Command::new(&node)
             .arg(&script)
             .env("PORT", port.to_string())
-            .env("SUBJECT_JWKS_FILE", &jwks_path)
-            .env("SUBJECT_ISSUER", subject_issuer)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -100,6 +123,26 @@ impl OAuthServer {
                 .body(format!("token={token}")),
         )
         .await
+    }
+
+    /// Every /token request's grant type and outcome, in order.
+    pub async fn grants(&self) -> Vec<Value> {
+        serde_json::from_value(json(self.http.get(format!("{}/test/grants", self.base))).await)
+            .unwrap()
+    }
+
+    /// Makes /token answer `status` (0 = normal again).
+    pub async fn fail_token_endpoint(&self, status: u16) {
+        let response = self
+            .http
+            .post(format!(
+                "{}/test/fail-token-endpoint?status={status}",
+                self.base
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
     }
 
     /// Every token-exchange request the grant handler saw, in order.

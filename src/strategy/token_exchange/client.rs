@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
 use url::form_urlencoded;
 
+use crate::outbound::{basic_auth, is_timeout, read_capped, recognised_error_code, BodyError};
 use crate::secret::{is_b64token, Token};
 
 /// `grant_type` of RFC 8693.
@@ -20,19 +20,6 @@ pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_tok
 pub(super) const MAX_BODY_BYTES: usize = 1 << 20;
 /// Largest issued token we put in a header.
 pub(super) const MAX_ISSUED_TOKEN_BYTES: usize = 16 * 1024;
-
-/// OAuth error codes we recognise in a token-endpoint error response (RFC 6749 §5.2, RFC 8693
-/// §2.2.2). Anything else is reported as `unrecognized_error`, so no upstream text reaches a log.
-const KNOWN_ERROR_CODES: [&str; 8] = [
-    "invalid_request",
-    "invalid_client",
-    "invalid_grant",
-    "unauthorized_client",
-    "unsupported_grant_type",
-    "invalid_scope",
-    "invalid_target",
-    "access_denied",
-];
 
 /// Why an exchange produced no token. Cheap to clone: one result is shared by every Check that
 /// waited for it.
@@ -128,12 +115,7 @@ impl ExchangeRequest {
         let form_prefix = form.finish();
         let basic_auth = match (params.client_id, params.client_secret) {
             (Some(id), Some(secret)) if !id.is_empty() && !secret.is_empty() => {
-                // RFC 6749 §2.3.1: id and secret are form-encoded before Basic encoding.
-                let pair = format!("{}:{}", form_encode(id), form_encode(secret));
-                Some(Token::new(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                )))
+                Some(basic_auth(id, secret))
             }
             _ => None,
         };
@@ -175,7 +157,7 @@ impl ExchangeRequest {
         tokio::time::timeout(budget, async {
             let response = request.send().await.map_err(classify)?;
             let status = response.status().as_u16();
-            let body = read_capped(response).await?;
+            let body = read_body(response).await?;
             parse_response(status, &body)
         })
         .await
@@ -183,34 +165,22 @@ impl ExchangeRequest {
     }
 }
 
-fn form_encode(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
 fn classify(error: reqwest::Error) -> ExchangeError {
-    if error.is_timeout() {
+    if is_timeout(&error) {
         ExchangeError::Timeout
     } else {
         ExchangeError::Unreachable
     }
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, ExchangeError> {
-    const TOO_LARGE: ExchangeError = ExchangeError::InvalidResponse("response body over 1 MiB");
-    if response
-        .content_length()
-        .is_some_and(|len| len > MAX_BODY_BYTES as u64)
-    {
-        return Err(TOO_LARGE);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(classify)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(TOO_LARGE);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, ExchangeError> {
+    read_capped(response, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => ExchangeError::InvalidResponse("response body over 1 MiB"),
+            BodyError::Timeout => ExchangeError::Timeout,
+            BodyError::Failed => ExchangeError::Unreachable,
+        })
 }
 
 #[derive(serde::Deserialize)]
@@ -232,12 +202,7 @@ pub(super) fn parse_response(status: u16, body: &[u8]) -> Result<Issued, Exchang
         parsed
             .as_ref()
             .and_then(|p| p.error.as_deref())
-            .map(|code| {
-                KNOWN_ERROR_CODES
-                    .into_iter()
-                    .find(|known| *known == code)
-                    .unwrap_or("unrecognized_error")
-            })
+            .map(recognised_error_code)
     };
     match status {
         200..=299 => {}
@@ -426,6 +391,7 @@ mod tests {
         assert_eq!(get("requested_token_type"), Some(ACCESS_TOKEN_TYPE));
         assert_eq!(get("audience"), Some("https://jira"));
         assert_eq!(get("scope"), Some("b a c"));
+        use base64::Engine as _;
         let basic = request.basic_auth.as_ref().unwrap().expose_secret();
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(basic.strip_prefix("Basic ").unwrap())

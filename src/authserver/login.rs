@@ -1,0 +1,379 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The login: `/oauth/authorize` checks the client's request and sends the user to the first
+//! upstream; `/oauth/callback` takes each upstream's code, redeems it, and moves to the next
+//! upstream. After the last one, every upstream's tokens are stored under a fresh `tsid` and the
+//! client gets its code. Any failure tears the whole chain down: nothing is stored.
+//!
+//! Errors that cannot be trusted to reach the client (unknown client, unregistered redirect URI,
+//! unknown `state`) are shown to the user as a 400 and never redirected (RFC 6749 §4.1.2.1).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State as AxumState};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::records::{
+    keys, ClientRecord, CodeRecord, LegSecrets, LegTokens, PendingLogin, Records,
+};
+use super::{parts, random, AuthServer, OAuthError};
+use crate::app::State;
+use crate::secret::{Token, Tsid};
+use crate::upstream::{unix_now, IdpError, UpstreamStore, UpstreamToken};
+
+/// `/oauth/authorize` query parameters.
+#[derive(Debug, Deserialize)]
+pub(super) struct AuthorizeParams {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    state: Option<String>,
+    scope: Option<String>,
+    resource: Option<String>,
+}
+
+/// `/oauth/callback` query parameters (from an upstream).
+#[derive(Debug, Deserialize)]
+pub(super) struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// An error page for the user (never a redirect).
+fn error_page(error: &OAuthError) -> Response {
+    (
+        error.status,
+        [(header::CACHE_CONTROL, "no-store")],
+        format!("{}: {}\n", error.error, error.description),
+    )
+        .into_response()
+}
+
+fn see_other(location: &str) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, location),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+    )
+        .into_response()
+}
+
+/// Sends the user back to the client with `params` (plus `state` and `iss`, RFC 9207).
+fn back_to_client(
+    server: &AuthServer,
+    redirect_uri: &str,
+    client_state: Option<&str>,
+    params: &[(&str, &str)],
+) -> Response {
+    let Ok(mut url) = url::Url::parse(redirect_uri) else {
+        return error_page(&OAuthError::server_error());
+    };
+    {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in params {
+            query.append_pair(name, value);
+        }
+        if let Some(state) = client_state {
+            query.append_pair("state", state);
+        }
+        query.append_pair("iss", &server.issuer);
+    }
+    see_other(url.as_str())
+}
+
+fn client_error(
+    server: &AuthServer,
+    redirect_uri: &str,
+    client_state: Option<&str>,
+    error: &str,
+    description: &str,
+) -> Response {
+    back_to_client(
+        server,
+        redirect_uri,
+        client_state,
+        &[("error", error), ("error_description", description)],
+    )
+}
+
+/// The server, its store and the parsed query.
+fn prologue<P>(
+    state: &State,
+    params: Result<Query<P>, QueryRejection>,
+) -> Result<(&AuthServer, &UpstreamStore, P), OAuthError> {
+    let (server, store) = parts(state)?;
+    let Query(params) = params.map_err(|_| OAuthError::invalid_request("malformed query"))?;
+    Ok((server, store, params))
+}
+
+/// `GET /oauth/authorize`.
+pub(super) async fn authorize(
+    AxumState(state): AxumState<Arc<State>>,
+    params: Result<Query<AuthorizeParams>, QueryRejection>,
+) -> Response {
+    let (server, store, params) = match prologue(&state, params) {
+        Ok(parts) => parts,
+        Err(e) => return error_page(&e),
+    };
+    let client_id = params.client_id.as_deref().unwrap_or_default();
+    let client: ClientRecord = match Records(store).get(&keys::client(client_id)).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return error_page(&OAuthError::invalid_request("unknown client_id")),
+        Err(e) => return error_page(&e),
+    };
+    let redirect_uri = match (&params.redirect_uri, client.redirect_uris.as_slice()) {
+        (Some(uri), registered) if registered.contains(uri) => uri.clone(),
+        (None, [only]) => only.clone(),
+        _ => {
+            return error_page(&OAuthError::invalid_request(
+                "redirect_uri does not match a registered redirect URI",
+            ))
+        }
+    };
+    let client_state = params.state.as_deref();
+    let fail = |error: &str, description: &str| {
+        client_error(server, &redirect_uri, client_state, error, description)
+    };
+    if params.response_type.as_deref() != Some("code") {
+        return fail("unsupported_response_type", "response_type must be code");
+    }
+    let Some(challenge) = params
+        .code_challenge
+        .as_deref()
+        .filter(|c| random::is_pkce_verifier(c))
+    else {
+        return fail("invalid_request", "code_challenge (PKCE S256) is required");
+    };
+    if params.code_challenge_method.as_deref() != Some("S256") {
+        return fail("invalid_request", "code_challenge_method must be S256");
+    }
+    let resource = match (&params.resource, server.allowed_audiences.as_slice()) {
+        (Some(resource), allowed) if allowed.contains(resource) => resource.clone(),
+        (None, [only]) => only.clone(),
+        (None, _) => return fail("invalid_target", "resource is required"),
+        (Some(_), _) => return fail("invalid_target", "resource is not an allowed audience"),
+    };
+    let pending = PendingLogin {
+        client_id: client.client_id,
+        redirect_uri: redirect_uri.clone(),
+        code_challenge: challenge.to_owned(),
+        client_state: params.state.clone(),
+        resource,
+        scope: params.scope.clone(),
+        leg: 0,
+        secrets: LegSecrets {
+            verifier: String::new(),
+            nonce: String::new(),
+        },
+        done: Vec::new(),
+    };
+    start_leg(server, store, pending).await
+}
+
+/// Sends the user to the upstream of `pending.leg`, with fresh PKCE, `state` and `nonce`.
+async fn start_leg(
+    server: &AuthServer,
+    store: &UpstreamStore,
+    mut pending: PendingLogin,
+) -> Response {
+    let Some(provider) = server.providers.get(pending.leg) else {
+        return error_page(&OAuthError::server_error());
+    };
+    let upstream_state = random::token(32);
+    pending.secrets = LegSecrets {
+        verifier: random::token(32),
+        nonce: random::token(16),
+    };
+    let url = provider
+        .authorization_url(
+            &server.callback_url(),
+            &upstream_state,
+            &random::pkce_s256(&pending.secrets.verifier),
+            &pending.secrets.nonce,
+        )
+        .await;
+    let url = match url {
+        Ok(url) => url,
+        Err(e) => {
+            tracing::warn!(error = %e, "login cannot start an upstream leg");
+            return client_error(
+                server,
+                &pending.redirect_uri,
+                pending.client_state.as_deref(),
+                "temporarily_unavailable",
+                "an upstream identity provider is unavailable",
+            );
+        }
+    };
+    if let Err(e) = Records(store)
+        .put(
+            &keys::pending(&upstream_state),
+            &pending,
+            server.lifetimes.login,
+        )
+        .await
+    {
+        return client_error(
+            server,
+            &pending.redirect_uri,
+            pending.client_state.as_deref(),
+            e.error,
+            &e.description,
+        );
+    }
+    see_other(url.as_str())
+}
+
+/// `GET /oauth/callback`.
+pub(super) async fn callback(
+    AxumState(state): AxumState<Arc<State>>,
+    params: Result<Query<CallbackParams>, QueryRejection>,
+) -> Response {
+    let (server, store, params) = match prologue(&state, params) {
+        Ok(parts) => parts,
+        Err(e) => return error_page(&e),
+    };
+    let Some(upstream_state) = params.state.as_deref() else {
+        return error_page(&OAuthError::invalid_request("state is missing"));
+    };
+    // Taken, not read: a replayed callback finds nothing.
+    let pending: PendingLogin = match Records(store).take(&keys::pending(upstream_state)).await {
+        Ok(Some(pending)) => pending,
+        Ok(None) => {
+            return error_page(&OAuthError::invalid_request(
+                "unknown or expired state: start the login again",
+            ))
+        }
+        Err(e) => return error_page(&e),
+    };
+    let Some(provider) = server.providers.get(pending.leg) else {
+        return error_page(&OAuthError::server_error());
+    };
+    let denied = |description: &str| {
+        client_error(
+            server,
+            &pending.redirect_uri,
+            pending.client_state.as_deref(),
+            "access_denied",
+            description,
+        )
+    };
+    if params.error.is_some() {
+        tracing::debug!(provider = %provider.name(), "upstream returned an error at the callback");
+        return denied("the upstream identity provider did not authorize the login");
+    }
+    let Some(code) = params.code.as_deref() else {
+        return denied("the upstream identity provider returned no code");
+    };
+    let redeemed = provider
+        .redeem_code(
+            code,
+            &pending.secrets.verifier,
+            &server.callback_url(),
+            &pending.secrets.nonce,
+        )
+        .await;
+    let (tokens, subject) = match redeemed {
+        Ok(result) => result,
+        Err(e @ IdpError::Unavailable { .. }) => {
+            tracing::warn!(error = %e, "login failed at an upstream token endpoint");
+            return client_error(
+                server,
+                &pending.redirect_uri,
+                pending.client_state.as_deref(),
+                "temporarily_unavailable",
+                "an upstream identity provider is unavailable",
+            );
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "login refused at an upstream token endpoint");
+            return denied("the upstream identity provider refused the login");
+        }
+    };
+    let now = unix_now();
+    let mut pending = pending;
+    pending.done.push(LegTokens {
+        provider: provider.name().to_string(),
+        access_token: tokens.access_token.expose_secret().to_owned(),
+        refresh_token: tokens.refresh_token.map(|t| t.expose_secret().to_owned()),
+        id_token: tokens.id_token.map(|t| t.expose_secret().to_owned()),
+        expires_at: tokens.expires_in.map(|d| now + d.as_secs()),
+        subject,
+    });
+    pending.leg += 1;
+    if pending.leg < server.providers.len() {
+        return start_leg(server, store, pending).await;
+    }
+    finish(server, store, pending).await
+}
+
+/// Every leg succeeded: store the upstream tokens under a new `tsid` and give the client its code.
+async fn finish(server: &AuthServer, store: &UpstreamStore, pending: PendingLogin) -> Response {
+    let fail = |e: OAuthError| {
+        client_error(
+            server,
+            &pending.redirect_uri,
+            pending.client_state.as_deref(),
+            e.error,
+            &e.description,
+        )
+    };
+    let tsid = Tsid::new(random::token(16));
+    for (i, leg) in pending.done.iter().enumerate() {
+        let record = UpstreamToken {
+            access_token: Token::new(leg.access_token.as_str()),
+            refresh_token: leg.refresh_token.as_deref().map(Token::new),
+            id_token: leg.id_token.as_deref().map(Token::new),
+            expires_at: leg.expires_at,
+            subject: leg.subject.clone(),
+            client_id: Some(pending.client_id.clone()),
+        };
+        if let Err(e) = store.put(&tsid, &leg.provider, &record).await {
+            for written in &pending.done[..i] {
+                let _ = store.delete(&tsid, &written.provider).await;
+            }
+            return fail(e.into());
+        }
+    }
+    let subject = pending
+        .done
+        .iter()
+        .find_map(|leg| leg.subject.clone())
+        .unwrap_or_else(|| format!("user-{}", random::token(12)));
+    let code = random::token(32);
+    let record = CodeRecord {
+        client_id: pending.client_id.clone(),
+        redirect_uri: pending.redirect_uri.clone(),
+        code_challenge: pending.code_challenge.clone(),
+        resource: pending.resource.clone(),
+        scope: pending.scope.clone(),
+        tsid: tsid.expose_secret().to_owned(),
+        subject,
+    };
+    if let Err(e) = Records(store)
+        .put(
+            &keys::code(&random::digest(&code)),
+            &record,
+            server.lifetimes.code,
+        )
+        .await
+    {
+        for leg in &pending.done {
+            let _ = store.delete(&tsid, &leg.provider).await;
+        }
+        return fail(e);
+    }
+    back_to_client(
+        server,
+        &pending.redirect_uri,
+        pending.client_state.as_deref(),
+        &[("code", &code)],
+    )
+}

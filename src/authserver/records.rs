@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Authorization-server state kept in the store (memory or Redis, shared by replicas): registered
+//! clients, logins in progress, authorization codes and refresh tokens. Codes and refresh tokens
+//! are stored under their digest and taken atomically, so each is redeemed once.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::error::OAuthError;
+use crate::upstream::UpstreamStore;
+
+/// How long a registered client is kept.
+pub const CLIENT_TTL: Duration = Duration::from_secs(180 * 24 * 3600);
+
+/// A client registered through RFC 7591.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClientRecord {
+    /// `client_id`.
+    pub client_id: String,
+    /// SHA-256 (hex) of the secret, for confidential clients.
+    pub secret_digest: Option<String>,
+    /// Registered redirect URIs, compared exactly.
+    pub redirect_uris: Vec<String>,
+    /// `client_name`.
+    pub client_name: Option<String>,
+    /// `none`, `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+}
+
+/// The per-leg secrets of the upstream login in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LegSecrets {
+    /// PKCE verifier sent when redeeming the upstream code.
+    pub verifier: String,
+    /// OIDC nonce the upstream ID token must echo.
+    pub nonce: String,
+}
+
+/// Tokens one upstream returned, held until every leg has succeeded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LegTokens {
+    /// Provider name.
+    pub provider: String,
+    /// Access token.
+    pub access_token: String,
+    /// Refresh token.
+    pub refresh_token: Option<String>,
+    /// ID token.
+    pub id_token: Option<String>,
+    /// Expiry, unix seconds.
+    pub expires_at: Option<u64>,
+    /// Upstream subject (OIDC `sub`).
+    pub subject: Option<String>,
+}
+
+/// A login walking the upstream chain, stored under the current leg's `state`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLogin {
+    /// The MCP client.
+    pub client_id: String,
+    /// Where the client gets its code.
+    pub redirect_uri: String,
+    /// The client's PKCE S256 challenge.
+    pub code_challenge: String,
+    /// The client's `state`, echoed back.
+    pub client_state: Option<String>,
+    /// The RFC 8707 resource: our token's audience.
+    pub resource: String,
+    /// Requested scope, echoed into our token.
+    pub scope: Option<String>,
+    /// Index of the upstream being walked.
+    pub leg: usize,
+    /// That leg's secrets.
+    pub secrets: LegSecrets,
+    /// Tokens of the legs done so far.
+    pub done: Vec<LegTokens>,
+}
+
+/// An authorization code's grant, stored under the code's digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeRecord {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI it was issued for.
+    pub redirect_uri: String,
+    /// The client's PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Audience of the tokens.
+    pub resource: String,
+    /// Scope of the tokens.
+    pub scope: Option<String>,
+    /// Links our tokens to the stored upstream tokens.
+    pub tsid: String,
+    /// Our `sub`.
+    pub subject: String,
+}
+
+/// A refresh token's grant, stored under the token's digest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Audience of the tokens.
+    pub resource: String,
+    /// Scope of the tokens.
+    pub scope: Option<String>,
+    /// Links our tokens to the stored upstream tokens.
+    pub tsid: String,
+    /// Our `sub`.
+    pub subject: String,
+    /// Every refresh token descending from one code shares a family; reuse revokes it.
+    pub family: String,
+}
+
+/// Store keys, one place.
+pub mod keys {
+    /// A registered client.
+    pub fn client(client_id: &str) -> String {
+        format!("as:client:{client_id}")
+    }
+    /// A login in progress, by the upstream `state`.
+    pub fn pending(state: &str) -> String {
+        format!("as:pending:{}", super::super::random::digest(state))
+    }
+    /// An unredeemed code, by digest.
+    pub fn code(digest: &str) -> String {
+        format!("as:code:{digest}")
+    }
+    /// A redeemed code → the token family it started.
+    pub fn code_used(digest: &str) -> String {
+        format!("as:code-used:{digest}")
+    }
+    /// A live refresh token, by digest.
+    pub fn refresh(digest: &str) -> String {
+        format!("as:rt:{digest}")
+    }
+    /// A rotated refresh token → its family.
+    pub fn refresh_used(digest: &str) -> String {
+        format!("as:rt-used:{digest}")
+    }
+    /// A revoked token family.
+    pub fn family_revoked(family: &str) -> String {
+        format!("as:family-revoked:{family}")
+    }
+}
+
+/// Typed access to the store.
+#[derive(Debug)]
+pub struct Records<'a>(pub &'a UpstreamStore);
+
+impl Records<'_> {
+    /// Stores `value` as JSON.
+    ///
+    /// # Errors
+    /// [`OAuthError`] (503) when the store fails.
+    pub async fn put<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), OAuthError> {
+        let json = serde_json::to_vec(value).map_err(|_| OAuthError::server_error())?;
+        Ok(self.0.put_entry(key, &json, ttl).await?)
+    }
+
+    /// Reads a JSON value.
+    ///
+    /// # Errors
+    /// [`OAuthError`] (503) when the store fails or the value is not what was stored.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, OAuthError> {
+        decode(self.0.get_entry(key).await?)
+    }
+
+    /// Removes and returns a JSON value (single use).
+    ///
+    /// # Errors
+    /// [`OAuthError`] (503) when the store fails or the value is not what was stored.
+    pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, OAuthError> {
+        decode(self.0.take_entry(key).await?)
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<T>, OAuthError> {
+    bytes
+        .map(|b| serde_json::from_slice(&b).map_err(|_| OAuthError::server_error()))
+        .transpose()
+}

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: Apache-2.0
+//! `/oauth/token`: `authorization_code` (with PKCE) and `refresh_token` (rotated on every use; a
+//! reused one revokes its whole family). Access tokens are ES256 JWTs carrying `tsid`.
+
+use std::sync::Arc;
+
+use axum::extract::State as AxumState;
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+use axum::{Form, Json};
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use super::records::{keys, ClientRecord, CodeRecord, Records, RefreshRecord};
+use super::{parts, random, AuthServer, OAuthError};
+use crate::app::State;
+use crate::upstream::{unix_now, UpstreamStore};
+
+/// The token request form.
+#[derive(Debug, Deserialize)]
+pub(super) struct TokenParams {
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AccessClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    exp: u64,
+    iat: u64,
+    jti: String,
+    client_id: &'a str,
+    tsid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+}
+
+fn equal(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
+/// `client_id` and secret from HTTP Basic (form-encoded, RFC 6749 §2.3.1) or the form.
+fn credentials(
+    headers: &HeaderMap,
+    params: &TokenParams,
+) -> Result<(String, Option<String>), OAuthError> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let encoded = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Basic "))
+            .ok_or_else(OAuthError::invalid_client)?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(OAuthError::invalid_client)?;
+        let (id, secret) = decoded
+            .split_once(':')
+            .ok_or_else(OAuthError::invalid_client)?;
+        let decode = |s: &str| {
+            url::form_urlencoded::parse(format!("v={s}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        return Ok((decode(id), Some(decode(secret))));
+    }
+    let id = params
+        .client_id
+        .clone()
+        .ok_or_else(|| OAuthError::invalid_request("client_id is required"))?;
+    Ok((id, params.client_secret.clone()))
+}
+
+/// The authenticated client (RFC 6749 §3.2.1): confidential clients prove their secret, public
+/// ones only name themselves.
+async fn authenticate(
+    store: &UpstreamStore,
+    headers: &HeaderMap,
+    params: &TokenParams,
+) -> Result<ClientRecord, OAuthError> {
+    let (id, secret) = credentials(headers, params)?;
+    let client: ClientRecord = Records(store)
+        .get(&keys::client(&id))
+        .await?
+        .ok_or_else(OAuthError::invalid_client)?;
+    match (&client.secret_digest, secret) {
+        (Some(digest), Some(secret)) if equal(digest, &random::digest(&secret)) => Ok(client),
+        (None, None) => Ok(client),
+        _ => Err(OAuthError::invalid_client()),
+    }
+}
+
+/// `POST /oauth/token`.
+pub(super) async fn token(
+    AxumState(state): AxumState<Arc<State>>,
+    headers: HeaderMap,
+    params: Result<Form<TokenParams>, axum::extract::rejection::FormRejection>,
+) -> Result<impl IntoResponse, OAuthError> {
+    let (server, store) = parts(&state)?;
+    let Form(params) = params.map_err(|_| {
+        OAuthError::invalid_request("body must be application/x-www-form-urlencoded")
+    })?;
+    let client = authenticate(store, &headers, &params).await?;
+    let grant = match params.grant_type.as_deref() {
+        Some("authorization_code") => redeem_code(server, store, &client, &params).await?,
+        Some("refresh_token") => redeem_refresh(server, store, &client, &params).await?,
+        _ => return Err(OAuthError::unsupported_grant_type()),
+    };
+    let body = issue(server, store, &grant).await?;
+    Ok((
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(body),
+    ))
+}
+
+/// The grant of a valid code, in a new token family.
+async fn redeem_code(
+    server: &AuthServer,
+    store: &UpstreamStore,
+    client: &ClientRecord,
+    params: &TokenParams,
+) -> Result<RefreshRecord, OAuthError> {
+    let code = params
+        .code
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+    let digest = random::digest(code);
+    let records = Records(store);
+    let Some(grant) = records.take::<CodeRecord>(&keys::code(&digest)).await? else {
+        // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+        if let Some(family) = records.get::<String>(&keys::code_used(&digest)).await? {
+            records
+                .put(
+                    &keys::family_revoked(&family),
+                    &true,
+                    server.lifetimes.refresh_token,
+                )
+                .await?;
+            return Err(OAuthError::invalid_grant("authorization code already used"));
+        }
+        return Err(OAuthError::invalid_grant(
+            "invalid or expired authorization code",
+        ));
+    };
+    let family = random::token(16);
+    records
+        .put(
+            &keys::code_used(&digest),
+            &family,
+            server.lifetimes.refresh_token,
+        )
+        .await?;
+    if grant.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "code was issued to another client",
+        ));
+    }
+    if params.redirect_uri.as_deref() != Some(grant.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    let verifier = params
+        .code_verifier
+        .as_deref()
+        .filter(|v| random::is_pkce_verifier(v))
+        .ok_or_else(|| OAuthError::invalid_grant("code_verifier is missing or malformed"))?;
+    if !equal(&random::pkce_s256(verifier), &grant.code_challenge) {
+        return Err(OAuthError::invalid_grant(
+            "code_verifier does not match the code_challenge",
+        ));
+    }
+    Ok(RefreshRecord {
+        client_id: grant.client_id,
+        resource: grant.resource,
+        scope: grant.scope,
+        tsid: grant.tsid,
+        subject: grant.subject,
+        family,
+    })
+}
+
+/// The grant of a valid refresh token, which is rotated.
+async fn redeem_refresh(
+    server: &AuthServer,
+    store: &UpstreamStore,
+    client: &ClientRecord,
+    params: &TokenParams,
+) -> Result<RefreshRecord, OAuthError> {
+    let token = params
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+    let digest = random::digest(token);
+    let records = Records(store);
+    // Reuse of a rotated token means someone holds a copy: the whole family is revoked.
+    let grant: RefreshRecord = take_single_use(
+        server,
+        &records,
+        (&keys::refresh(&digest), &keys::refresh_used(&digest)),
+        "refresh token",
+    )
+    .await?;
+    records
+        .put(
+            &keys::refresh_used(&digest),
+            &grant.family,
+            server.lifetimes.refresh_token,
+        )
+        .await?;
+    if grant.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "refresh token was issued to another client",
+        ));
+    }
+    if records
+        .get::<bool>(&keys::family_revoked(&grant.family))
+        .await?
+        .is_some()
+    {
+        return Err(OAuthError::invalid_grant("refresh token revoked"));
+    }
+    Ok(grant)
+}
+
+/// Takes the single-use grant under `live`. When it is gone but `used` names the token family
+/// it started, this is a second use: the family is revoked.
+async fn take_single_use<T: DeserializeOwned>(
+    server: &AuthServer,
+    records: &Records<'_>,
+    (live, used): (&str, &str),
+    what: &'static str,
+) -> Result<T, OAuthError> {
+    if let Some(grant) = records.take::<T>(live).await? {
+        return Ok(grant);
+    }
+    if let Some(family) = records.get::<String>(used).await? {
+        records
+            .put(
+                &keys::family_revoked(&family),
+                &true,
+                server.lifetimes.refresh_token,
+            )
+            .await?;
+        tracing::warn!("{what} reused; its token family is revoked");
+        return Err(OAuthError::invalid_grant(format!("{what} already used")));
+    }
+    Err(OAuthError::invalid_grant(format!(
+        "invalid or expired {what}"
+    )))
+}
+
+/// A new access token and refresh token for `grant`.
+async fn issue(
+    server: &AuthServer,
+    store: &UpstreamStore,
+    grant: &RefreshRecord,
+) -> Result<serde_json::Value, OAuthError> {
+    let now = unix_now();
+    let lifetime = server.lifetimes.access_token.as_secs();
+    let claims = AccessClaims {
+        iss: &server.issuer,
+        sub: &grant.subject,
+        aud: &grant.resource,
+        exp: now + lifetime,
+        iat: now,
+        jti: random::token(16),
+        client_id: &grant.client_id,
+        tsid: &grant.tsid,
+        scope: grant.scope.as_deref(),
+    };
+    let access_token = jsonwebtoken::encode(&server.header, &claims, &server.encoding)
+        .map_err(|_| OAuthError::server_error())?;
+    let refresh_token = random::token(32);
+    Records(store)
+        .put(
+            &keys::refresh(&random::digest(&refresh_token)),
+            grant,
+            server.lifetimes.refresh_token,
+        )
+        .await?;
+    let mut body = serde_json::json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "refresh_token": refresh_token,
+    });
+    if let Some(scope) = &grant.scope {
+        body["scope"] = scope.as_str().into();
+    }
+    Ok(body)
+}

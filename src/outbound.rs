@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+//! What every outbound OAuth call shares (token exchange, upstream code redemption and refresh):
+//! RFC 6749 client authentication and a response body read with a size cap.
+
+use base64::Engine as _;
+use url::form_urlencoded;
+
+use crate::secret::Token;
+
+/// Why a response body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Larger than the cap.
+    TooLarge,
+    /// The read timed out.
+    Timeout,
+    /// The connection failed while reading.
+    Failed,
+}
+
+/// The transport failure of a request: a timeout or anything else.
+pub(crate) fn is_timeout(error: &reqwest::Error) -> bool {
+    error.is_timeout()
+}
+
+/// Reads at most `cap` bytes of body.
+pub(crate) async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, BodyError> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > cap as u64)
+    {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(BodyError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) if is_timeout(&e) => return Err(BodyError::Timeout),
+            Err(_) => return Err(BodyError::Failed),
+        }
+    }
+}
+
+/// OAuth error codes a token endpoint may answer with (RFC 6749 §5.2, RFC 8693 §2.2.2).
+const KNOWN_ERROR_CODES: [&str; 8] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unauthorized_client",
+    "unsupported_grant_type",
+    "invalid_scope",
+    "invalid_target",
+    "access_denied",
+];
+
+/// `code` if it is a registered OAuth error code, else `unrecognized_error`: only fixed strings
+/// from our own list ever reach a log line or an error.
+pub(crate) fn recognised_error_code(code: &str) -> &'static str {
+    KNOWN_ERROR_CODES
+        .into_iter()
+        .find(|known| *known == code)
+        .unwrap_or("unrecognized_error")
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub(crate) fn form_encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// The `Authorization: Basic …` value of RFC 6749 §2.3.1 (id and secret form-encoded first).
+pub(crate) fn basic_auth(client_id: &str, client_secret: &str) -> Token {
+    let pair = format!("{}:{}", form_encode(client_id), form_encode(client_secret));
+    Token::new(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
+}

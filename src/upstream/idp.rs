@@ -1,0 +1,427 @@
+// SPDX-License-Identifier: Apache-2.0
+//! A client of one upstream identity provider (`authServer.upstreams[]`): where to send the user,
+//! how to redeem the code it returns, how to check its ID token (`oidc`), and how to refresh.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::config::{UpstreamConfig, UpstreamType};
+use crate::identity::{RemoteJwks, ALLOWED_ALGORITHMS};
+use crate::outbound::{
+    basic_auth, form_encode, is_timeout, read_capped, recognised_error_code, BodyError,
+};
+use crate::secret::{is_b64token, Token};
+
+/// Largest token or discovery response read from a provider.
+const MAX_BODY_BYTES: usize = 1 << 20;
+/// Clock leeway for ID-token `exp`/`iat`.
+const ID_TOKEN_LEEWAY_SECS: u64 = 60;
+
+/// Why a call to an upstream provider failed. Carries a recognised OAuth error code at most,
+/// never the provider's text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdpError {
+    /// The provider refused (a 4xx, or an unusable answer): the grant cannot succeed by retrying.
+    #[error("upstream provider {provider:?} refused: {reason}")]
+    Rejected {
+        /// The provider.
+        provider: Arc<str>,
+        /// A fixed reason or the provider's RFC error code.
+        reason: &'static str,
+    },
+    /// The provider did not answer (unreachable, 5xx, timeout): it may recover.
+    #[error("upstream provider {provider:?} unavailable: {reason}")]
+    Unavailable {
+        /// The provider.
+        provider: Arc<str>,
+        /// What happened.
+        reason: &'static str,
+    },
+}
+
+/// Tokens from a provider's token endpoint.
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    /// Access token (a valid bearer credential).
+    pub access_token: Token,
+    /// Refresh token, if issued.
+    pub refresh_token: Option<Token>,
+    /// OIDC ID token, if issued.
+    pub id_token: Option<Token>,
+    /// `expires_in`, if given.
+    pub expires_in: Option<Duration>,
+}
+
+/// A provider's endpoints (configured for `oauth2`, discovered for `oidc`).
+#[derive(Debug)]
+struct Endpoints {
+    authorization: url::Url,
+    token: url::Url,
+    /// `oidc` only: the issuer the ID token must name and its keys.
+    id_token: Option<(String, RemoteJwks)>,
+}
+
+/// One upstream identity provider.
+pub struct UpstreamProvider {
+    name: Arc<str>,
+    client_id: String,
+    client_auth: Option<Token>,
+    scopes: Vec<String>,
+    kind: UpstreamType,
+    configured: Option<(url::Url, url::Url)>,
+    issuer_url: Option<String>,
+    discovered: Mutex<Option<Arc<Endpoints>>>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for UpstreamProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamProvider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IdTokenClaims {
+    sub: String,
+    nonce: Option<String>,
+}
+
+impl UpstreamProvider {
+    /// A provider from its (validated) config; `secret` is the resolved client secret.
+    ///
+    /// # Errors
+    /// A message when a configured URL cannot be parsed.
+    pub fn new(
+        config: &UpstreamConfig,
+        secret: Option<&str>,
+        http: reqwest::Client,
+    ) -> Result<Self, String> {
+        let (client_id, scopes, configured, issuer_url) = match (&config.oauth2, &config.oidc) {
+            (Some(o), _) if config.kind == UpstreamType::Oauth2 => {
+                let parse = |u: &str| url::Url::parse(u).map_err(|e| format!("{u}: {e}"));
+                (
+                    o.client_id.clone(),
+                    o.scopes.clone(),
+                    Some((parse(&o.authorization_endpoint)?, parse(&o.token_endpoint)?)),
+                    None,
+                )
+            }
+            (_, Some(o)) => {
+                let mut scopes = o.scopes.clone();
+                if !scopes.iter().any(|s| s == "openid") {
+                    scopes.insert(0, "openid".to_owned());
+                }
+                (
+                    o.client_id.clone(),
+                    scopes,
+                    None,
+                    Some(o.issuer_url.clone()),
+                )
+            }
+            _ => {
+                return Err(format!(
+                    "upstream {} has no {:?} section",
+                    config.name, config.kind
+                ))
+            }
+        };
+        Ok(Self {
+            name: Arc::from(config.name.as_str()),
+            client_auth: secret
+                .filter(|s| !s.is_empty())
+                .map(|s| basic_auth(&client_id, s)),
+            client_id,
+            scopes,
+            kind: config.kind,
+            configured,
+            issuer_url,
+            discovered: Mutex::new(None),
+            http,
+        })
+    }
+
+    /// The provider's name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn unavailable(&self, reason: &'static str) -> IdpError {
+        IdpError::Unavailable {
+            provider: self.name.clone(),
+            reason,
+        }
+    }
+
+    fn rejected(&self, reason: &'static str) -> IdpError {
+        IdpError::Rejected {
+            provider: self.name.clone(),
+            reason,
+        }
+    }
+
+    async fn endpoints(&self) -> Result<Arc<Endpoints>, IdpError> {
+        let mut discovered = self.discovered.lock().await;
+        if let Some(endpoints) = &*discovered {
+            return Ok(endpoints.clone());
+        }
+        let endpoints = Arc::new(match (&self.configured, &self.issuer_url) {
+            (Some((authorization, token)), _) => Endpoints {
+                authorization: authorization.clone(),
+                token: token.clone(),
+                id_token: None,
+            },
+            (None, Some(issuer)) => self.discover(issuer).await?,
+            (None, None) => return Err(self.unavailable("no endpoints")),
+        });
+        *discovered = Some(endpoints.clone());
+        Ok(endpoints)
+    }
+
+    async fn discover(&self, issuer: &str) -> Result<Endpoints, IdpError> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let response = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|_| self.unavailable("discovery failed"))?;
+        if !response.status().is_success() {
+            return Err(self.unavailable("discovery failed"));
+        }
+        let body = read_capped(response, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| self.unavailable("discovery failed"))?;
+        let doc: Discovery = serde_json::from_slice(&body)
+            .map_err(|_| self.unavailable("discovery document unusable"))?;
+        // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched for.
+        if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+            return Err(self.unavailable("discovery issuer mismatch"));
+        }
+        let parse = |u: &str| url::Url::parse(u).map_err(|_| self.unavailable("bad endpoint URL"));
+        let jwks = RemoteJwks::new(doc.jwks_uri.clone(), Duration::from_secs(10));
+        if let Err(e) = jwks.refresh().await {
+            tracing::warn!(provider = %self.name, "{e}");
+        }
+        Ok(Endpoints {
+            authorization: parse(&doc.authorization_endpoint)?,
+            token: parse(&doc.token_endpoint)?,
+            id_token: Some((doc.issuer, jwks)),
+        })
+    }
+
+    /// Where to send the user: authorization code with PKCE S256, `state` and (for `oidc`)
+    /// `nonce`.
+    ///
+    /// # Errors
+    /// [`IdpError::Unavailable`] when discovery fails.
+    pub async fn authorization_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        code_challenge: &str,
+        nonce: &str,
+    ) -> Result<url::Url, IdpError> {
+        let endpoints = self.endpoints().await?;
+        let mut url = endpoints.authorization.clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &self.client_id)
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("state", state)
+                .append_pair("code_challenge", code_challenge)
+                .append_pair("code_challenge_method", "S256");
+            if !self.scopes.is_empty() {
+                query.append_pair("scope", &self.scopes.join(" "));
+            }
+            if self.kind == UpstreamType::Oidc {
+                query.append_pair("nonce", nonce);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Redeems an authorization code; for `oidc` also verifies the ID token against `nonce` and
+    /// returns its `sub`.
+    ///
+    /// # Errors
+    /// [`IdpError`].
+    pub async fn redeem_code(
+        &self,
+        code: &str,
+        code_verifier: &str,
+        redirect_uri: &str,
+        nonce: &str,
+    ) -> Result<(TokenSet, Option<String>), IdpError> {
+        let form = format!(
+            "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
+            form_encode(code),
+            form_encode(redirect_uri),
+            form_encode(code_verifier)
+        );
+        let tokens = self.token_request(form, Duration::from_secs(10)).await?;
+        let endpoints = self.endpoints().await?;
+        let subject = match (&endpoints.id_token, &tokens.id_token) {
+            (Some((issuer, jwks)), Some(id_token)) => {
+                Some(self.verify_id_token(id_token, issuer, jwks, nonce).await?)
+            }
+            (Some(_), None) => return Err(self.rejected("no id_token")),
+            (None, _) => None,
+        };
+        Ok((tokens, subject))
+    }
+
+    /// Refreshes with `refresh_token` within `budget`.
+    ///
+    /// # Errors
+    /// [`IdpError::Rejected`] when the provider refuses (the user must log in again),
+    /// [`IdpError::Unavailable`] when it does not answer.
+    pub async fn refresh(
+        &self,
+        refresh_token: &Token,
+        budget: Duration,
+    ) -> Result<TokenSet, IdpError> {
+        let form = format!(
+            "grant_type=refresh_token&refresh_token={}",
+            form_encode(refresh_token.expose_secret())
+        );
+        self.token_request(form, budget).await
+    }
+
+    async fn token_request(
+        &self,
+        mut form: String,
+        budget: Duration,
+    ) -> Result<TokenSet, IdpError> {
+        let endpoints = self.endpoints().await?;
+        let mut request = self
+            .http
+            .post(endpoints.token.clone())
+            .timeout(budget)
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            );
+        match &self.client_auth {
+            Some(auth) => {
+                request = request.header(http::header::AUTHORIZATION, auth.expose_secret())
+            }
+            None => {
+                form.push_str("&client_id=");
+                form.push_str(&form_encode(&self.client_id));
+            }
+        }
+        let response = request.body(form).send().await.map_err(|e| {
+            self.unavailable(if is_timeout(&e) {
+                "token endpoint timed out"
+            } else {
+                "token endpoint unreachable"
+            })
+        })?;
+        let status = response.status().as_u16();
+        let body = read_capped(response, MAX_BODY_BYTES)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => self.rejected("token response over 1 MiB"),
+                BodyError::Timeout => self.unavailable("token endpoint timed out"),
+                BodyError::Failed => self.unavailable("token endpoint unreachable"),
+            })?;
+        self.parse_tokens(status, &body)
+    }
+
+    fn parse_tokens(&self, status: u16, body: &[u8]) -> Result<TokenSet, IdpError> {
+        let parsed = serde_json::from_slice::<TokenResponse>(body).ok();
+        let code = parsed
+            .as_ref()
+            .and_then(|p| p.error.as_deref())
+            .map(recognised_error_code);
+        match status {
+            200..=299 => {}
+            408 | 429 | 500..=599 => return Err(self.unavailable("token endpoint failed")),
+            _ => return Err(self.rejected(code.unwrap_or("token request refused"))),
+        }
+        if let Some(code) = code {
+            return Err(self.rejected(code));
+        }
+        let Some(response) = parsed else {
+            return Err(self.rejected("token response is not JSON"));
+        };
+        let access_token = response
+            .access_token
+            .filter(|t| is_b64token(t))
+            .ok_or_else(|| self.rejected("no usable access_token"))?;
+        let expires_in = match response.expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        };
+        Ok(TokenSet {
+            access_token: Token::new(access_token),
+            refresh_token: response
+                .refresh_token
+                .filter(|t| !t.is_empty())
+                .map(Token::new),
+            id_token: response.id_token.map(Token::new),
+            expires_in: expires_in.map(Duration::from_secs),
+        })
+    }
+
+    async fn verify_id_token(
+        &self,
+        id_token: &Token,
+        issuer: &str,
+        jwks: &RemoteJwks,
+        nonce: &str,
+    ) -> Result<String, IdpError> {
+        let bad = || self.rejected("invalid id_token");
+        let header = jsonwebtoken::decode_header(id_token.expose_secret()).map_err(|_| bad())?;
+        if !ALLOWED_ALGORITHMS.contains(&header.alg) {
+            return Err(bad());
+        }
+        let key = jwks.find(header.kid.as_deref()).await.ok_or_else(bad)?;
+        if !key.algorithms.contains(&header.alg) {
+            return Err(bad());
+        }
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[&self.client_id]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = ID_TOKEN_LEEWAY_SECS;
+        let data =
+            jsonwebtoken::decode::<IdTokenClaims>(id_token.expose_secret(), &key.key, &validation)
+                .map_err(|_| bad())?;
+        if data.claims.nonce.as_deref() != Some(nonce) {
+            return Err(self.rejected("id_token nonce mismatch"));
+        }
+        Ok(data.claims.sub)
+    }
+}
