@@ -23,6 +23,22 @@ use crate::app::State;
 use crate::secret::{Token, Tsid};
 use crate::upstream::{unix_now, IdpError, UpstreamStore, UpstreamToken};
 
+/// Longest `state` a client may send (echoed back in the redirect).
+const MAX_STATE_LENGTH: usize = 1024;
+/// Longest `scope` a client may ask for (copied into our token).
+const MAX_SCOPE_LENGTH: usize = 1024;
+
+/// RFC 6749 §3.3: scope tokens of `%x21 / %x23-5B / %x5D-7E`, separated by single spaces.
+fn is_scope(scope: &str) -> bool {
+    scope.len() <= MAX_SCOPE_LENGTH
+        && scope.split(' ').all(|token| {
+            !token.is_empty()
+                && token
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+        })
+}
+
 /// `/oauth/authorize` query parameters.
 #[derive(Debug, Deserialize)]
 pub(super) struct AuthorizeParams {
@@ -153,6 +169,19 @@ pub(super) async fn authorize(
     };
     if params.code_challenge_method.as_deref() != Some("S256") {
         return fail("invalid_request", "code_challenge_method must be S256");
+    }
+    if params
+        .state
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_STATE_LENGTH)
+    {
+        return fail("invalid_request", "state is too long");
+    }
+    if params.scope.as_deref().is_some_and(|s| !is_scope(s)) {
+        return fail(
+            "invalid_scope",
+            "scope must be space-separated RFC 6749 scope tokens",
+        );
     }
     let resource = match (&params.resource, server.allowed_audiences.as_slice()) {
         (Some(resource), allowed) if allowed.contains(resource) => resource.clone(),
@@ -370,10 +399,29 @@ async fn finish(server: &AuthServer, store: &UpstreamStore, pending: PendingLogi
         }
         return fail(e);
     }
+    tracing::info!(
+        client_id = %pending.client_id,
+        subject = %record.subject,
+        upstreams = pending.done.len(),
+        "login completed"
+    );
     back_to_client(
         server,
         &pending.redirect_uri,
         pending.client_state.as_deref(),
         &[("code", &code)],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_follow_rfc_6749() {
+        assert!(is_scope("openid mcp:tools read"));
+        for bad in ["", "a  b", "a\"b", "a\\b", "caf\u{e9}", "a\nb", " a"] {
+            assert!(!is_scope(bad), "{bad:?}");
+        }
+    }
 }

@@ -179,7 +179,7 @@ pub async fn build(
                         .map_err(|m| resource_error(&path, m))?,
                 ));
             }
-            let refresher = Refresher::new(providers.iter().cloned());
+            let refresher = Refresher::new(providers.iter().cloned(), metrics.refresh());
             let auth_server = AuthServer::new(server, key.clone(), providers)
                 .map_err(|m| resource_error("authServer", m))?;
             (Some(Arc::new(auth_server)), Some(refresher))

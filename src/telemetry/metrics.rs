@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Prometheus metrics: Checks by backend, strategy and outcome; Check latency; identity cache;
-//! token-exchange cache and calls.
+//! token-exchange cache and calls; upstream refreshes.
 //! Labels are config names and fixed reason codes only.
 
 use std::sync::Arc;
@@ -73,6 +73,29 @@ impl ExchangeResult {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RefreshLabels {
+    provider: Name,
+    result: &'static str,
+}
+
+/// Counts refreshes of upstream tokens in the Check path, by provider and result.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshMetrics(Family<RefreshLabels, Counter>);
+
+impl RefreshMetrics {
+    /// Counts one outcome: `ok`, `refused`, `unavailable` or `replaced_elsewhere` (another
+    /// replica refreshed first).
+    pub fn record(&self, provider: &Arc<str>, result: &'static str) {
+        self.0
+            .get_or_create(&RefreshLabels {
+                provider: Name(provider.clone()),
+                result,
+            })
+            .inc();
+    }
+}
+
 /// Handles for the token-exchange metrics, shared with the strategy.
 #[derive(Debug, Clone)]
 pub struct ExchangeMetrics {
@@ -105,6 +128,7 @@ pub struct Metrics {
     duration: Histogram,
     identity_cache: Family<CacheLabels, Counter>,
     exchange: ExchangeMetrics,
+    refresh: RefreshMetrics,
     unknown_backend: Name,
 }
 
@@ -150,12 +174,19 @@ impl Metrics {
             "Time of each call to a token endpoint",
             exchange.duration.clone(),
         );
+        let refresh = RefreshMetrics::default();
+        registry.register(
+            "upstream_refresh",
+            "Refreshes of expired upstream tokens in the Check path, by provider and result",
+            refresh.0.clone(),
+        );
         Self {
             registry,
             checks,
             duration,
             identity_cache,
             exchange,
+            refresh,
             unknown_backend: Name(Arc::from("<unknown>")),
         }
     }
@@ -163,6 +194,11 @@ impl Metrics {
     /// Handles for the token-exchange strategy.
     pub fn exchange(&self) -> ExchangeMetrics {
         self.exchange.clone()
+    }
+
+    /// Handles for the upstream refresher.
+    pub fn refresh(&self) -> RefreshMetrics {
+        self.refresh.clone()
     }
 
     /// Records one lookup in the verified-token cache.

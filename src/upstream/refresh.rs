@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::idp::{IdpError, UpstreamProvider};
 use super::{unix_now, StoreError, UpstreamStore, UpstreamToken, UpstreamTokenNotFound};
 use crate::secret::Tsid;
+use crate::telemetry::metrics::RefreshMetrics;
 
 /// How long a replica may hold the refresh lock.
 const LOCK_TTL: Duration = Duration::from_secs(10);
@@ -30,6 +31,7 @@ const MAX_REFRESH_TIME: Duration = Duration::from_secs(5);
 pub struct Refresher {
     providers: HashMap<Arc<str>, Arc<UpstreamProvider>>,
     inflight: moka::future::Cache<[u8; 32], Arc<UpstreamToken>>,
+    metrics: RefreshMetrics,
 }
 
 impl std::fmt::Debug for Refresher {
@@ -42,7 +44,10 @@ impl std::fmt::Debug for Refresher {
 
 impl Refresher {
     /// A refresher for these providers.
-    pub fn new(providers: impl IntoIterator<Item = Arc<UpstreamProvider>>) -> Self {
+    pub fn new(
+        providers: impl IntoIterator<Item = Arc<UpstreamProvider>>,
+        metrics: RefreshMetrics,
+    ) -> Self {
         Self {
             providers: providers
                 .into_iter()
@@ -53,6 +58,7 @@ impl Refresher {
                 .max_capacity(10_000)
                 .time_to_live(Duration::from_secs(1))
                 .build(),
+            metrics,
         }
     }
 
@@ -78,12 +84,20 @@ impl Refresher {
         let idp = self.providers.get(provider).ok_or_else(not_found)?;
         let key = lock_key(tsid, provider);
         let run = async {
-            tokio::time::timeout_at(
+            let outcome = tokio::time::timeout_at(
                 deadline,
                 refresh_across_replicas(store, idp, tsid, provider, &stale, &key, deadline),
             )
             .await
-            .unwrap_or(Err(StoreError::Unavailable("upstream refresh timed out")))
+            .unwrap_or(Err(StoreError::Unavailable("upstream refresh timed out")));
+            let result = match &outcome {
+                Ok((_, Refreshed::Here)) => "ok",
+                Ok((_, Refreshed::Elsewhere)) => "replaced_elsewhere",
+                Err(StoreError::NotFound(_)) => "refused",
+                Err(_) => "unavailable",
+            };
+            self.metrics.record(provider, result);
+            outcome.map(|(token, _)| token)
         };
         self.inflight
             .try_get_with(key_digest(&key), run)
@@ -112,6 +126,14 @@ fn key_digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
+/// Who produced the fresh record.
+enum Refreshed {
+    /// This replica, at the provider.
+    Here,
+    /// Another replica (found in the store).
+    Elsewhere,
+}
+
 /// Whether `current` replaced `stale` and can be used as is.
 fn replaced(current: &UpstreamToken, stale: &UpstreamToken, now: u64) -> bool {
     !current.is_expired_at(now)
@@ -126,7 +148,7 @@ async fn refresh_across_replicas(
     stale: &UpstreamToken,
     lock: &str,
     deadline: Instant,
-) -> Result<Arc<UpstreamToken>, StoreError> {
+) -> Result<(Arc<UpstreamToken>, Refreshed), StoreError> {
     let owner = crate::authserver::random::token(16);
     loop {
         if store
@@ -141,7 +163,7 @@ async fn refresh_across_replicas(
         tokio::time::sleep(POLL_INTERVAL).await;
         if let Some(current) = store.get(tsid, provider, deadline).await? {
             if replaced(&current, stale, unix_now()) {
-                return Ok(current);
+                return Ok((current, Refreshed::Elsewhere));
             }
         }
     }
@@ -154,7 +176,7 @@ async fn refresh_as_owner(
     provider: &Arc<str>,
     stale: &UpstreamToken,
     deadline: Instant,
-) -> Result<Arc<UpstreamToken>, StoreError> {
+) -> Result<(Arc<UpstreamToken>, Refreshed), StoreError> {
     let not_found = || {
         StoreError::NotFound(UpstreamTokenNotFound {
             provider: provider.clone(),
@@ -166,7 +188,7 @@ async fn refresh_as_owner(
         .await?
         .ok_or_else(not_found)?;
     if replaced(&current, stale, unix_now()) {
-        return Ok(current);
+        return Ok((current, Refreshed::Elsewhere));
     }
     let refresh_token = current.refresh_token.clone().ok_or_else(not_found)?;
     let budget = deadline
@@ -197,5 +219,5 @@ async fn refresh_as_owner(
         client_id: current.client_id.clone(),
     };
     store.put(tsid, provider, &fresh).await?;
-    Ok(Arc::new(fresh))
+    Ok((Arc::new(fresh), Refreshed::Here))
 }
