@@ -77,7 +77,7 @@ pub struct StrategyContext<'a> {
     /// The verified caller, absent with anonymous incoming auth.
     pub identity: Option<&'a Identity>,
     /// Upstream token store, present when an authorization server is configured.
-    pub store: Option<&'a UpstreamStore>,
+    pub store: Option<&'a Arc<UpstreamStore>>,
     /// Refreshes expired upstream tokens, present with an authorization server.
     pub refresher: Option<&'a Refresher>,
     /// When the answer is due (from the Check's `grpc-timeout`).

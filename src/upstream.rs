@@ -33,7 +33,7 @@ pub struct UpstreamTokenNotFound {
 }
 
 /// A store failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// No usable token for this (tsid, provider).
     #[error(transparent)]
@@ -49,6 +49,10 @@ pub enum StoreError {
     /// The store did not answer in time or at all.
     #[error("upstream token store unavailable: {0}")]
     Unavailable(&'static str),
+    /// The provider did not answer a refresh (unreachable, 5xx, or not within the Check's
+    /// deadline); the refresh may still complete in the background.
+    #[error("upstream provider {0:?} unavailable for refresh")]
+    RefreshUnavailable(Arc<str>),
 }
 
 /// One provider's tokens for one login session: storage schema v1.

@@ -109,7 +109,7 @@ impl Setup {
     }
 
     fn memory_records(&self) -> usize {
-        match self.server.state.runtime.store.as_ref().unwrap() {
+        match &**self.server.state.runtime.store.as_ref().unwrap() {
             UpstreamStore::Memory(m) => m.record_count(),
             UpstreamStore::Redis(_) => panic!("memory store expected"),
         }
@@ -290,6 +290,23 @@ async fn a_user_logs_in_through_a_real_oidc_provider_and_envoy_injects_its_token
         .await
         .echoed();
     assert_eq!(echoed["authorization"], vec![format!("Bearer {upstream}")]);
+    // The discovery and registration routes pass Envoy without a Check and reach our listener.
+    let through_envoy: Value = reqwest::get(format!(
+        "http://127.0.0.1:{port}/.well-known/oauth-authorization-server"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(through_envoy["issuer"], base);
+    let registered = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/oauth/register"))
+        .json(&serde_json::json!({ "redirect_uris": [CLIENT_REDIRECT] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
     let tsid = c["tsid"].as_str().unwrap().to_owned();
     logs().assert_never_logged(&[
         &jwt,
@@ -504,6 +521,28 @@ async fn authorize_refuses_bad_requests_with_their_rfc_errors() {
         assert_eq!(error, expected, "{extra:?}");
         assert_eq!(state.as_deref(), Some("client-state-1"));
     }
+    // A scope that is not RFC 6749 scope tokens, and an oversize state.
+    let hop = browser
+        .get(&setup.authorize_url(&client, &challenge, &[("scope", "read \"admin\"")]))
+        .await;
+    assert_eq!(
+        redirect_error(hop.location.as_ref().unwrap()).0,
+        "invalid_scope"
+    );
+    let mut long_state = setup.url("/oauth/authorize");
+    long_state
+        .query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &client)
+        .append_pair("redirect_uri", CLIENT_REDIRECT)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("state", &"s".repeat(2000));
+    let hop = browser.get(&long_state).await;
+    assert_eq!(
+        redirect_error(hop.location.as_ref().unwrap()).0,
+        "invalid_request"
+    );
     // Missing PKCE.
     let mut url = setup.url("/oauth/authorize");
     url.query_pairs_mut()

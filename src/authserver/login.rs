@@ -8,6 +8,7 @@
 //! unknown `state`) are shown to the user as a 400 and never redirected (RFC 6749 §4.1.2.1).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State as AxumState};
@@ -196,6 +197,7 @@ pub(super) async fn authorize(
         client_state: params.state.clone(),
         resource,
         scope: params.scope.clone(),
+        started_at: unix_now(),
         leg: 0,
         secrets: LegSecrets {
             verifier: String::new(),
@@ -215,6 +217,17 @@ async fn start_leg(
     let Some(provider) = server.providers.get(pending.leg) else {
         return error_page(&OAuthError::server_error());
     };
+    let elapsed = Duration::from_secs(unix_now().saturating_sub(pending.started_at));
+    let remaining = server.lifetimes.login.saturating_sub(elapsed);
+    if remaining.is_zero() {
+        return client_error(
+            server,
+            &pending.redirect_uri,
+            pending.client_state.as_deref(),
+            "access_denied",
+            "the login took too long: start again",
+        );
+    }
     let upstream_state = random::token(32);
     pending.secrets = LegSecrets {
         verifier: random::token(32),
@@ -242,11 +255,7 @@ async fn start_leg(
         }
     };
     if let Err(e) = Records(store)
-        .put(
-            &keys::pending(&upstream_state),
-            &pending,
-            server.lifetimes.login,
-        )
+        .put(&keys::pending(&upstream_state), &pending, remaining)
         .await
     {
         return client_error(

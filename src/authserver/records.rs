@@ -70,6 +70,8 @@ pub struct PendingLogin {
     pub resource: String,
     /// Requested scope, echoed into our token.
     pub scope: Option<String>,
+    /// When the login started (unix seconds): `loginTimeoutSeconds` covers every leg.
+    pub started_at: u64,
     /// Index of the upstream being walked.
     pub leg: usize,
     /// That leg's secrets.

@@ -56,7 +56,7 @@ pub struct Runtime {
     /// JWT verifier; `None` with anonymous incoming auth.
     pub verifier: Option<Verifier>,
     /// Upstream token store; present with an authorization server.
-    pub store: Option<UpstreamStore>,
+    pub store: Option<Arc<UpstreamStore>>,
     /// Realm and metadata URL of our 401 challenges.
     pub challenge: Challenge,
     /// The embedded authorization server's signing key.
@@ -147,17 +147,19 @@ pub async fn build(
     };
 
     let store = match &config.auth_server {
-        Some(server) => Some(match (server.storage.kind, &server.storage.redis) {
-            (StorageType::Redis, Some(redis)) => UpstreamStore::Redis(
-                RedisStore::new(
-                    &redis.url,
-                    &redis.key_prefix,
-                    Duration::from_millis(redis.timeout_ms.unwrap_or(100)),
-                )
-                .map_err(|e| resource_error("authServer.storage.redis.url", e.to_string()))?,
-            ),
-            _ => UpstreamStore::Memory(MemoryStore::new()),
-        }),
+        Some(server) => Some(Arc::new(
+            match (server.storage.kind, &server.storage.redis) {
+                (StorageType::Redis, Some(redis)) => UpstreamStore::Redis(
+                    RedisStore::new(
+                        &redis.url,
+                        &redis.key_prefix,
+                        Duration::from_millis(redis.timeout_ms.unwrap_or(100)),
+                    )
+                    .map_err(|e| resource_error("authServer.storage.redis.url", e.to_string()))?,
+                ),
+                _ => UpstreamStore::Memory(MemoryStore::new()),
+            },
+        )),
         None => None,
     };
 

@@ -179,6 +179,7 @@ impl RemoteJwks {
     pub fn new(url: String, min_interval: Duration) -> Self {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         Self {

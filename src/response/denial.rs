@@ -177,6 +177,9 @@ impl Denial {
                     },
                     "upstream_record_corrupt",
                 ),
+                StrategyError::Store(StoreError::RefreshUnavailable(_)) => {
+                    Self::unavailable("upstream_refresh_unavailable")
+                }
                 StrategyError::Store(StoreError::Unavailable(_)) => {
                     Self::unavailable("store_unavailable")
                 }

@@ -5,6 +5,9 @@
 //! call) and across replicas (a lock entry in the shared store). The lock owner re-reads the
 //! record before redeeming, so a refresh token another replica already rotated is never
 //! redeemed twice; replicas that lose the race wait for the record to change.
+//!
+//! The refresh runs as its own task: a Check whose deadline passes answers 503, but the refresh
+//! goes on and stores its result, so a rotated refresh token is never lost half-way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,14 +21,14 @@ use super::{unix_now, StoreError, UpstreamStore, UpstreamToken, UpstreamTokenNot
 use crate::secret::Tsid;
 use crate::telemetry::metrics::RefreshMetrics;
 
-/// How long a replica may hold the refresh lock.
-const LOCK_TTL: Duration = Duration::from_secs(10);
+/// How long a replica may hold the refresh lock (longer than one refresh can take).
+const LOCK_TTL: Duration = Duration::from_secs(15);
 /// How often a waiting replica re-reads the record.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// Kept back from the Check's deadline for answering Envoy.
-const RESPONSE_MARGIN: Duration = Duration::from_millis(10);
 /// Longest wait for a provider's token endpoint.
 const MAX_REFRESH_TIME: Duration = Duration::from_secs(5);
+/// Longest a refresh task lives, waiting for another replica included.
+const MAX_TASK_TIME: Duration = Duration::from_secs(12);
 
 /// Refreshes expired upstream tokens.
 pub struct Refresher {
@@ -40,6 +43,25 @@ impl std::fmt::Debug for Refresher {
             .field("providers", &self.providers.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
+}
+
+/// One refresh: everything the task needs, owned.
+struct Job {
+    store: Arc<UpstreamStore>,
+    idp: Arc<UpstreamProvider>,
+    tsid: Tsid,
+    provider: Arc<str>,
+    stale: Arc<UpstreamToken>,
+    lock: String,
+    metrics: RefreshMetrics,
+}
+
+/// Who produced the fresh record.
+enum Refreshed {
+    /// This replica, at the provider.
+    Here,
+    /// Another replica (found in the store).
+    Elsewhere,
 }
 
 impl Refresher {
@@ -66,50 +88,45 @@ impl Refresher {
     ///
     /// # Errors
     /// [`StoreError::NotFound`] when the token cannot be refreshed (no refresh token, the
-    /// provider refused): the user must log in again. [`StoreError::Unavailable`] when the
-    /// provider or the store does not answer in time.
+    /// provider refused): the user must log in again. [`StoreError::RefreshUnavailable`] when
+    /// the provider does not answer within the Check's deadline, [`StoreError::Unavailable`]
+    /// when the store fails.
     pub async fn refresh(
         &self,
-        store: &UpstreamStore,
+        store: &Arc<UpstreamStore>,
         tsid: &Tsid,
         provider: &Arc<str>,
         stale: Arc<UpstreamToken>,
         deadline: Instant,
     ) -> Result<Arc<UpstreamToken>, StoreError> {
-        let not_found = || {
+        let idp = self.providers.get(provider).ok_or_else(|| {
             StoreError::NotFound(UpstreamTokenNotFound {
                 provider: provider.clone(),
             })
+        })?;
+        let lock = lock_key(tsid, provider);
+        let digest: [u8; 32] = Sha256::digest(lock.as_bytes()).into();
+        let job = Job {
+            store: store.clone(),
+            idp: idp.clone(),
+            tsid: tsid.clone(),
+            provider: provider.clone(),
+            stale,
+            lock,
+            metrics: self.metrics.clone(),
         };
-        let idp = self.providers.get(provider).ok_or_else(not_found)?;
-        let key = lock_key(tsid, provider);
         let run = async {
-            let outcome = tokio::time::timeout_at(
-                deadline,
-                refresh_across_replicas(store, idp, tsid, provider, &stale, &key, deadline),
-            )
-            .await
-            .unwrap_or(Err(StoreError::Unavailable("upstream refresh timed out")));
-            let result = match &outcome {
-                Ok((_, Refreshed::Here)) => "ok",
-                Ok((_, Refreshed::Elsewhere)) => "replaced_elsewhere",
-                Err(StoreError::NotFound(_)) => "refused",
-                Err(_) => "unavailable",
-            };
-            self.metrics.record(provider, result);
-            outcome.map(|(token, _)| token)
+            let task = tokio::spawn(job.run());
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(_)) => Err(StoreError::RefreshUnavailable(provider.clone())),
+                Err(_) => Err(StoreError::RefreshUnavailable(provider.clone())),
+            }
         };
         self.inflight
-            .try_get_with(key_digest(&key), run)
+            .try_get_with(digest, run)
             .await
-            .map_err(|e| match &*e {
-                StoreError::NotFound(missing) => StoreError::NotFound(missing.clone()),
-                StoreError::Corrupt { provider, reason } => StoreError::Corrupt {
-                    provider: provider.clone(),
-                    reason,
-                },
-                StoreError::Unavailable(why) => StoreError::Unavailable(why),
-            })
+            .map_err(|e| (*e).clone())
     }
 }
 
@@ -122,102 +139,104 @@ fn lock_key(tsid: &Tsid, provider: &str) -> String {
     format!("lock:refresh:{}", hex::encode(digest))
 }
 
-fn key_digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
-}
-
-/// Who produced the fresh record.
-enum Refreshed {
-    /// This replica, at the provider.
-    Here,
-    /// Another replica (found in the store).
-    Elsewhere,
-}
-
 /// Whether `current` replaced `stale` and can be used as is.
 fn replaced(current: &UpstreamToken, stale: &UpstreamToken, now: u64) -> bool {
     !current.is_expired_at(now)
         && current.access_token.expose_secret() != stale.access_token.expose_secret()
 }
 
-async fn refresh_across_replicas(
-    store: &UpstreamStore,
-    idp: &UpstreamProvider,
-    tsid: &Tsid,
-    provider: &Arc<str>,
-    stale: &UpstreamToken,
-    lock: &str,
-    deadline: Instant,
-) -> Result<(Arc<UpstreamToken>, Refreshed), StoreError> {
-    let owner = crate::authserver::random::token(16);
-    loop {
-        if store
-            .put_entry_if_absent(lock, owner.as_bytes(), LOCK_TTL)
-            .await?
-        {
-            let result = refresh_as_owner(store, idp, tsid, provider, stale, deadline).await;
-            // Best effort: the lock expires by itself if this fails.
-            let _ = store.delete_entry_if(lock, owner.as_bytes()).await;
-            return result;
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-        if let Some(current) = store.get(tsid, provider, deadline).await? {
-            if replaced(&current, stale, unix_now()) {
-                return Ok((current, Refreshed::Elsewhere));
-            }
-        }
-    }
-}
-
-async fn refresh_as_owner(
-    store: &UpstreamStore,
-    idp: &UpstreamProvider,
-    tsid: &Tsid,
-    provider: &Arc<str>,
-    stale: &UpstreamToken,
-    deadline: Instant,
-) -> Result<(Arc<UpstreamToken>, Refreshed), StoreError> {
-    let not_found = || {
+impl Job {
+    fn not_found(&self) -> StoreError {
         StoreError::NotFound(UpstreamTokenNotFound {
-            provider: provider.clone(),
+            provider: self.provider.clone(),
         })
-    };
-    // Compare before redeeming: another replica may have rotated the refresh token already.
-    let current = store
-        .get(tsid, provider, deadline)
-        .await?
-        .ok_or_else(not_found)?;
-    if replaced(&current, stale, unix_now()) {
-        return Ok((current, Refreshed::Elsewhere));
     }
-    let refresh_token = current.refresh_token.clone().ok_or_else(not_found)?;
-    let budget = deadline
-        .saturating_duration_since(Instant::now())
-        .saturating_sub(RESPONSE_MARGIN)
-        .min(MAX_REFRESH_TIME);
-    let tokens = idp
-        .refresh(&refresh_token, budget)
-        .await
-        .map_err(|e| match e {
-            IdpError::Rejected { .. } => {
-                tracing::debug!(provider = %provider, error = %e, "upstream refresh refused");
-                not_found()
+
+    async fn run(self) -> Result<Arc<UpstreamToken>, StoreError> {
+        let deadline = Instant::now() + MAX_TASK_TIME;
+        let outcome = tokio::time::timeout_at(deadline, self.across_replicas(deadline))
+            .await
+            .unwrap_or_else(|_| Err(StoreError::RefreshUnavailable(self.provider.clone())));
+        let result = match &outcome {
+            Ok((_, Refreshed::Here)) => "ok",
+            Ok((_, Refreshed::Elsewhere)) => "replaced_elsewhere",
+            Err(StoreError::NotFound(_)) => "refused",
+            Err(_) => "unavailable",
+        };
+        self.metrics.record(&self.provider, result);
+        outcome.map(|(token, _)| token)
+    }
+
+    async fn across_replicas(
+        &self,
+        deadline: Instant,
+    ) -> Result<(Arc<UpstreamToken>, Refreshed), StoreError> {
+        let owner = crate::authserver::random::token(16);
+        loop {
+            if self
+                .store
+                .put_entry_if_absent(&self.lock, owner.as_bytes(), LOCK_TTL)
+                .await?
+            {
+                let result = self.as_owner(deadline).await;
+                // Best effort: the lock expires by itself if this fails.
+                let _ = self
+                    .store
+                    .delete_entry_if(&self.lock, owner.as_bytes())
+                    .await;
+                return result;
             }
-            IdpError::Unavailable { .. } => {
-                tracing::warn!(provider = %provider, error = %e, "upstream refresh failed");
-                StoreError::Unavailable("upstream token endpoint unavailable")
+            tokio::time::sleep(POLL_INTERVAL).await;
+            if let Some(current) = self.store.get(&self.tsid, &self.provider, deadline).await? {
+                if replaced(&current, &self.stale, unix_now()) {
+                    return Ok((current, Refreshed::Elsewhere));
+                }
             }
-        })?;
-    let now = unix_now();
-    let fresh = UpstreamToken {
-        access_token: tokens.access_token,
-        // A provider that does not rotate keeps the old refresh token valid.
-        refresh_token: tokens.refresh_token.or(Some(refresh_token)),
-        id_token: tokens.id_token.or_else(|| current.id_token.clone()),
-        expires_at: tokens.expires_in.map(|d| now + d.as_secs()),
-        subject: current.subject.clone(),
-        client_id: current.client_id.clone(),
-    };
-    store.put(tsid, provider, &fresh).await?;
-    Ok((Arc::new(fresh), Refreshed::Here))
+        }
+    }
+
+    async fn as_owner(
+        &self,
+        deadline: Instant,
+    ) -> Result<(Arc<UpstreamToken>, Refreshed), StoreError> {
+        // Compare before redeeming: another replica may have rotated the refresh token already.
+        let current = self
+            .store
+            .get(&self.tsid, &self.provider, deadline)
+            .await?
+            .ok_or_else(|| self.not_found())?;
+        if replaced(&current, &self.stale, unix_now()) {
+            return Ok((current, Refreshed::Elsewhere));
+        }
+        let refresh_token = current
+            .refresh_token
+            .clone()
+            .ok_or_else(|| self.not_found())?;
+        let tokens = self
+            .idp
+            .refresh(&refresh_token, MAX_REFRESH_TIME)
+            .await
+            .map_err(|e| match e {
+                IdpError::Rejected { .. } => {
+                    tracing::debug!(provider = %self.provider, error = %e, "upstream refresh refused");
+                    self.not_found()
+                }
+                IdpError::Unavailable { .. } => {
+                    tracing::warn!(provider = %self.provider, error = %e, "upstream refresh failed");
+                    StoreError::RefreshUnavailable(self.provider.clone())
+                }
+            })?;
+        let now = unix_now();
+        let fresh = UpstreamToken {
+            access_token: tokens.access_token,
+            // A provider that does not rotate keeps the old refresh token valid.
+            refresh_token: tokens.refresh_token.or(Some(refresh_token)),
+            id_token: tokens.id_token.or_else(|| current.id_token.clone()),
+            expires_at: tokens.expires_in.map(|d| now + d.as_secs()),
+            subject: current.subject.clone(),
+            client_id: current.client_id.clone(),
+        };
+        self.store.put(&self.tsid, &self.provider, &fresh).await?;
+        Ok((Arc::new(fresh), Refreshed::Here))
+    }
 }
