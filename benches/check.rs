@@ -22,7 +22,7 @@ const AUDIENCE: &str = "https://mcp.example.com/mcp";
 fn config(key_path: &str, token_url: &str) -> String {
     format!(
         r#"
-server: {{ resourceUrl: "{AUDIENCE}" }}
+server: {{ resourceUrl: "{AUDIENCE}", audit: {{ enabled: false }} }}
 incomingAuth: {{ oidc: {{ issuer: "{ISSUER}", audience: "{AUDIENCE}" }} }}
 authServer:
   issuer: {ISSUER}
@@ -94,7 +94,7 @@ fn bench(c: &mut Criterion) {
         subject: None,
         client_id: None,
     };
-    rt.block_on(state.runtime.store.as_ref().unwrap().put(
+    rt.block_on(state.runtime().store.as_ref().unwrap().put(
         &Tsid::new("Q2ZJ7K4V3M6N8P1R5T9W0X2Y4Z6A8C0E"),
         "github",
         &upstream,
@@ -106,26 +106,35 @@ fn bench(c: &mut Criterion) {
         authorization: Some(&authorization),
         ambiguous_authorization: false,
         backend: Some("github"),
+        headers: None,
     };
     let deadline = || tokio::time::Instant::now() + Duration::from_millis(200);
 
     c.bench_function("check/upstream_inject_warm", |b| {
-        b.to_async(&rt)
-            .iter(|| async { mcp_authz::check::check(&state, &input, deadline()).await })
+        b.to_async(&rt).iter(|| async {
+            mcp_authz::check::check(&state, &state.runtime(), &input, deadline()).await
+        })
     });
     let exchange_input = CheckInput {
         backend: Some("jira"),
         ..input
     };
-    let warm = rt.block_on(mcp_authz::check::check(&state, &exchange_input, deadline()));
+    let warm = rt.block_on(mcp_authz::check::check(
+        &state,
+        &state.runtime(),
+        &exchange_input,
+        deadline(),
+    ));
     assert!(matches!(warm, mcp_authz::response::Decision::Allow { .. }));
     c.bench_function("check/token_exchange_cache_hit", |b| {
-        b.to_async(&rt)
-            .iter(|| async { mcp_authz::check::check(&state, &exchange_input, deadline()).await })
+        b.to_async(&rt).iter(|| async {
+            mcp_authz::check::check(&state, &state.runtime(), &exchange_input, deadline()).await
+        })
     });
     c.bench_function("check/upstream_inject_warm_with_encode", |b| {
-        b.to_async(&rt)
-            .iter(|| async { encode(mcp_authz::check::check(&state, &input, deadline()).await) })
+        b.to_async(&rt).iter(|| async {
+            encode(mcp_authz::check::check(&state, &state.runtime(), &input, deadline()).await)
+        })
     });
 
     let decoding = key.key_set().unwrap();

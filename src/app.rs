@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
+
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
@@ -13,6 +15,7 @@ use tonic_health::ServingStatus;
 
 use crate::config::runtime::Runtime;
 use crate::config::{Config, ConfigError, Environment, Violation};
+use crate::telemetry::audit::Audit;
 use crate::telemetry::metrics::Metrics;
 use crate::wire::pb::auth::authorization_server::AuthorizationServer;
 use crate::wire::pb::FILE_DESCRIPTOR_SET;
@@ -21,12 +24,14 @@ use crate::wire::AuthorizationService;
 /// Everything a Check or an HTTP handler reads; shared behind an `Arc`.
 #[derive(Debug)]
 pub struct State {
-    /// The validated configuration in runtime form.
-    pub runtime: Runtime,
+    /// The validated configuration in runtime form; swapped whole on reload.
+    runtime: ArcSwap<Runtime>,
     /// Metric handles.
     pub metrics: Metrics,
-    /// Whether the stores answer (drives `/readyz` and gRPC health).
+    /// Whether the stores answer and we are not shutting down (drives `/readyz` and health).
     pub ready: AtomicBool,
+    /// Decision audit events, when enabled.
+    pub audit: Option<Audit>,
 }
 
 /// Why the service could not start or stopped with an error.
@@ -56,14 +61,81 @@ impl State {
         env: &dyn Environment,
     ) -> Result<(Arc<Self>, Vec<Violation>), ConfigError> {
         let metrics = Metrics::new();
-        let (runtime, warnings) = crate::config::runtime::build(config, env, &metrics).await?;
+        let (runtime, warnings) =
+            crate::config::runtime::build(config, env, &metrics, None).await?;
+        let audit = Audit::start(&config.server.audit, metrics.audit_dropped.clone())
+            .await
+            .map_err(|e| ConfigError::Resource {
+                path: "server.audit.file".to_owned(),
+                message: e.to_string(),
+            })?;
         let state = Arc::new(Self {
-            runtime,
+            runtime: ArcSwap::from_pointee(runtime),
             metrics,
             ready: AtomicBool::new(false),
+            audit,
         });
         Ok((state, warnings))
     }
+
+    /// The current runtime. A Check takes it once and uses it throughout, so it never sees half
+    /// of a reload.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+
+    /// Applies a new configuration: validated in full and built (keeping the store, the
+    /// signing key and the caches it does not change), then swapped in at once. On any error the
+    /// running configuration stays. Listener addresses, the resource URL, the issuer and the
+    /// audit settings need a restart; a reload that changes them is refused.
+    ///
+    /// # Errors
+    /// [`ConfigError`] with every reason the new configuration was refused.
+    pub async fn reload(
+        &self,
+        config: &Config,
+        env: &dyn Environment,
+    ) -> Result<Vec<Violation>, ConfigError> {
+        let result = self.try_reload(config, env).await;
+        match &result {
+            Ok(_) => self.metrics.reloads.inc(),
+            Err(_) => self.metrics.reload_failures.inc(),
+        };
+        result
+    }
+
+    async fn try_reload(
+        &self,
+        config: &Config,
+        env: &dyn Environment,
+    ) -> Result<Vec<Violation>, ConfigError> {
+        let current = self.runtime();
+        let fixed = restart_only_changes(&current.config, config);
+        if !fixed.is_empty() {
+            return Err(ConfigError::Resource {
+                path: fixed.join(", "),
+                message: "changing this needs a restart; the running configuration stays"
+                    .to_owned(),
+            });
+        }
+        let (runtime, warnings) =
+            crate::config::runtime::build(config, env, &self.metrics, Some(&current)).await?;
+        self.runtime.store(Arc::new(runtime));
+        Ok(warnings)
+    }
+}
+
+/// The settings a reload cannot change (they shape the listeners and the HTTP routes).
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.server != new.server {
+        changed.push("server");
+    }
+    let issuer = |c: &Config| c.auth_server.as_ref().map(|s| s.issuer.clone());
+    if issuer(old) != issuer(new) {
+        changed.push("authServer.issuer");
+    }
+    changed
 }
 
 /// Serves gRPC (Check, health, reflection v1 and v1alpha) on `grpc` and HTTP on `http` until
@@ -93,30 +165,51 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
+    let server_config = state.runtime().config.server.clone();
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let readiness = tokio::spawn(watch_readiness(state.clone(), reporter, stop_rx.clone()));
+    let readiness = tokio::spawn(watch_readiness(state.clone(), reporter, drain_rx));
 
     let grpc_stop = wait_for(stop_rx.clone());
     let grpc_server = tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(AuthorizationServer::new(AuthorizationService::new(
-            state.clone(),
-        )))
+        .add_service(
+            AuthorizationServer::new(AuthorizationService::new(state.clone()))
+                .max_decoding_message_size(server_config.max_check_request_bytes),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_stop);
-    let http_server =
-        axum::serve(http, crate::http::router(state)).with_graceful_shutdown(wait_for(stop_rx));
+    let http_server = axum::serve(http, crate::http::router(state))
+        .with_graceful_shutdown(wait_for(stop_rx.clone()));
     let http_server = async move { http_server.await };
 
+    // Shutdown: report NOT_SERVING first, give load balancers `shutdownDelaySeconds` to notice,
+    // then stop accepting; in-flight requests get `shutdownGraceSeconds` to finish.
+    let delay = Duration::from_secs(server_config.shutdown_delay_seconds);
     tokio::spawn(async move {
         shutdown.await;
+        tracing::info!("shutting down: health is NOT_SERVING");
+        let _ = drain_tx.send(true);
+        tokio::time::sleep(delay).await;
         let _ = stop_tx.send(true);
     });
-    let (grpc_result, http_result) = tokio::join!(grpc_server, http_server);
+    let grace = Duration::from_secs(server_config.shutdown_grace_seconds);
+    let grace_over = async move {
+        wait_for(stop_rx).await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        (grpc_result, http_result) = async { tokio::join!(grpc_server, http_server) } => {
+            grpc_result.map_err(AppError::from).and(http_result.map_err(AppError::Http))
+        }
+        () = grace_over => {
+            tracing::warn!("shutdown grace period over: closing the remaining connections");
+            Ok(())
+        }
+    };
     readiness.abort();
-    grpc_result?;
-    http_result.map_err(AppError::Http)
+    result
 }
 
 async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -124,18 +217,21 @@ async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Keeps gRPC health and `/readyz` in line with whether the store answers.
+/// Keeps gRPC health and `/readyz` in line with whether the store answers; from the start of
+/// shutdown on, NOT_SERVING for good.
 async fn watch_readiness(
     state: Arc<State>,
     reporter: tonic_health::server::HealthReporter,
-    stop: tokio::sync::watch::Receiver<bool>,
+    mut draining: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut was_ready = None;
     loop {
-        let ready = match &state.runtime.store {
-            Some(store) => store.ping().await,
-            None => true,
-        } && !*stop.borrow();
+        let drain = *draining.borrow();
+        let ready = !drain
+            && match &state.runtime().store {
+                Some(store) => store.ping().await,
+                None => true,
+            };
         if was_ready != Some(ready) {
             let status = if ready {
                 ServingStatus::Serving
@@ -152,11 +248,18 @@ async fn watch_readiness(
             state.ready.store(ready, Ordering::Relaxed);
             if ready {
                 tracing::info!("ready: serving Checks");
-            } else {
+            } else if !drain {
                 tracing::warn!("not ready: upstream token store does not answer");
             }
             was_ready = Some(ready);
         }
-        tokio::time::sleep(Duration::from_secs(if ready { 5 } else { 1 })).await;
+        if drain {
+            return;
+        }
+        let pause = Duration::from_secs(if ready { 5 } else { 1 });
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = draining.changed() => {}
+        }
     }
 }

@@ -114,7 +114,8 @@ impl AuthServer {
 
 /// The server's endpoints, mounted on the HTTP listener when `authServer` is configured.
 pub fn router(state: &Arc<State>) -> Router<Arc<State>> {
-    let Some(server) = &state.runtime.auth_server else {
+    let runtime = state.runtime();
+    let Some(server) = &runtime.auth_server else {
         return Router::new();
     };
     let base = &server.base_path;
@@ -133,10 +134,11 @@ pub fn router(state: &Arc<State>) -> Router<Arc<State>> {
         .route(&format!("{base}/oauth/token"), post(token::token))
 }
 
-/// The server and its store, for a handler.
-fn parts(state: &State) -> Result<(&AuthServer, &UpstreamStore), OAuthError> {
-    match (&state.runtime.auth_server, &state.runtime.store) {
-        (Some(server), Some(store)) => Ok((server, store)),
+/// The server and its store (of the current runtime), for a handler.
+fn parts(state: &State) -> Result<(Arc<AuthServer>, Arc<UpstreamStore>), OAuthError> {
+    let runtime = state.runtime();
+    match (&runtime.auth_server, &runtime.store) {
+        (Some(server), Some(store)) => Ok((server.clone(), store.clone())),
         _ => Err(OAuthError::server_error()),
     }
 }

@@ -2,13 +2,21 @@
 //! THE Check pipeline: backend → identity → strategy (which reads upstream tokens lazily) →
 //! decision. This is the only place that knows the order of the stages.
 
+use std::sync::Arc;
+
 use tokio::time::Instant;
 
 use crate::app::State;
+use crate::config::runtime::Runtime;
+use crate::config::validate::is_valid_header_value;
 use crate::identity::{bearer_token, IdentityError};
 use crate::response::{Decision, Denial, Facts};
-use crate::strategy::{Backend, StrategyContext, StrategyError};
+use crate::strategy::{Backend, Mutations, StrategyContext, StrategyError};
+use crate::telemetry::audit::{now_ms, AuditEvent};
 use crate::wire::CheckInput;
+
+/// Longest header value we ever emit (a bearer token of 16 KiB plus its scheme).
+const MAX_EMITTED_HEADER_BYTES: usize = 16 * 1024 + 16;
 
 /// Why a Check did not allow the request.
 #[derive(Debug, thiserror::Error)]
@@ -22,15 +30,35 @@ pub enum CheckError {
     /// The backend's strategy could not produce a credential.
     #[error("strategy: {0}")]
     Strategy(#[source] StrategyError),
+    /// The strategy produced a header value that cannot be sent (never expected; denied rather
+    /// than passed on).
+    #[error("refusing to emit an invalid header value")]
+    InvalidHeaderValue,
 }
 
-/// Runs one Check and records its metrics.
-pub async fn check(state: &State, input: &CheckInput<'_>, deadline: Instant) -> Decision {
+/// Runs one Check against one runtime snapshot, and records its metrics and audit event.
+pub async fn check(
+    state: &State,
+    runtime: &Runtime,
+    input: &CheckInput<'_>,
+    deadline: Instant,
+) -> Decision {
     let started = Instant::now();
-    let runtime = &state.runtime;
     let backend = runtime.backends.resolve(input.backend);
+    let mut subject = None;
+    let mut identity_cache_hit = false;
     let result = match backend {
-        Some(backend) => allow(state, backend, input, deadline).await,
+        Some(backend) => {
+            allow(
+                state,
+                runtime,
+                backend,
+                input,
+                deadline,
+                (&mut subject, &mut identity_cache_hit),
+            )
+            .await
+        }
         None => Err(CheckError::UnknownBackend),
     };
     let decision = match result {
@@ -46,18 +74,39 @@ pub async fn check(state: &State, input: &CheckInput<'_>, deadline: Instant) -> 
             Decision::Deny(denial)
         }
     };
-    state.metrics.record(backend, &decision, started.elapsed());
+    let elapsed = started.elapsed();
+    state.metrics.record(backend, &decision, elapsed);
+    if let Some(audit) = &state.audit {
+        let (allowed, reason, grpc_status) = match &decision {
+            Decision::Allow { .. } => (true, None, 0),
+            Decision::Deny(d) => (false, Some(d.reason), d.grpc.code()),
+        };
+        if !allowed || audit.sample_allow() {
+            audit.record(&AuditEvent {
+                ts_ms: now_ms(),
+                decision: if allowed { "allow" } else { "deny" },
+                backend: backend.map_or("<unknown>", |b| &b.name),
+                strategy: backend.map_or("none", |b| b.strategy.kind().as_str()),
+                subject: subject.as_deref(),
+                reason,
+                grpc_status,
+                identity_cache_hit,
+                latency_us: elapsed.as_micros(),
+            });
+        }
+    }
     decision
 }
 
 async fn allow(
     state: &State,
+    runtime: &Runtime,
     backend: &Backend,
     input: &CheckInput<'_>,
     deadline: Instant,
+    (subject, cache_hit): (&mut Option<Arc<str>>, &mut bool),
 ) -> Result<Decision, CheckError> {
-    let runtime = &state.runtime;
-    let (identity, identity_cache_hit) = match &runtime.verifier {
+    let identity = match &runtime.verifier {
         Some(verifier) => {
             if input.ambiguous_authorization {
                 return Err(CheckError::Identity(IdentityError::Malformed));
@@ -65,9 +114,11 @@ async fn allow(
             let token = bearer_token(input.authorization).map_err(CheckError::Identity)?;
             let (identity, hit) = verifier.verify(token).await.map_err(CheckError::Identity)?;
             state.metrics.identity_cache(hit);
-            (Some(identity), hit)
+            *subject = Some(identity.subject.clone());
+            *cache_hit = hit;
+            Some(identity)
         }
-        None => (None, false),
+        None => None,
     };
     let ctx = StrategyContext {
         identity: identity.as_deref(),
@@ -75,18 +126,34 @@ async fn allow(
         refresher: runtime.refresher.as_ref(),
         deadline,
     };
-    let mutations = backend
+    let mut mutations = backend
         .strategy
         .apply(&ctx)
         .await
         .map_err(CheckError::Strategy)?;
+    check_emitted(&mutations)?;
+    if let Some(headers) = input.headers {
+        mutations.remove_spellings_of_set_header(headers.keys().map(String::as_str));
+    }
     Ok(Decision::Allow {
         mutations,
         facts: Facts {
             backend: backend.name.clone(),
             strategy: backend.strategy.kind(),
-            subject: identity.map(|i| i.subject.clone()),
-            identity_cache_hit,
+            subject: subject.clone(),
+            identity_cache_hit: *cache_hit,
         },
     })
+}
+
+/// The last guard before a value reaches Envoy: printable, no CR/LF/NUL, bounded.
+fn check_emitted(mutations: &Mutations) -> Result<(), CheckError> {
+    match &mutations.set {
+        Some(set)
+            if set.value.len() > MAX_EMITTED_HEADER_BYTES || !is_valid_header_value(&set.value) =>
+        {
+            Err(CheckError::InvalidHeaderValue)
+        }
+        _ => Ok(()),
+    }
 }

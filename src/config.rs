@@ -39,7 +39,7 @@ pub use load::{load_file, parse_str, ConfigError, Environment, ProcessEnv};
 pub use validate::{validate, Severity, Violation};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Config {
     /// Listeners and the protected resource.
@@ -55,7 +55,7 @@ pub struct Config {
 }
 
 /// `server:` listeners and the protected resource.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ServerConfig {
     /// Address of the gRPC listener (ext_authz, health, reflection).
@@ -69,6 +69,61 @@ pub struct ServerConfig {
     /// Log format: `text` (default) or `json`.
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Largest CheckRequest accepted, in bytes (default 131072); larger ones are refused with
+    /// gRPC `RESOURCE_EXHAUSTED`, which Envoy turns into a denial.
+    #[serde(default = "default_max_check_request_bytes")]
+    pub max_check_request_bytes: usize,
+    /// Seconds between reporting NOT_SERVING and closing the listeners at shutdown (default 0),
+    /// so load balancers stop sending first.
+    #[serde(default)]
+    pub shutdown_delay_seconds: u64,
+    /// Seconds in-flight requests get to finish once the listeners close (default 10).
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: u64,
+    /// Decision audit events.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+fn default_max_check_request_bytes() -> usize {
+    128 * 1024
+}
+
+fn default_shutdown_grace() -> u64 {
+    10
+}
+
+/// `server.audit:` one JSON event per Check.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuditConfig {
+    /// Whether events are written (default true).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// File to append to; absent = stdout.
+    #[serde(default)]
+    pub file: Option<String>,
+    /// Share of allowed Checks written, 0.0–1.0 (default 1.0); denials are always written.
+    #[serde(default = "default_sample_rate")]
+    pub allow_sample_rate: f64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            file: None,
+            allow_sample_rate: 1.0,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_sample_rate() -> f64 {
+    1.0
 }
 
 fn default_grpc_addr() -> String {
@@ -91,7 +146,7 @@ pub enum LogFormat {
 }
 
 /// `incomingAuth:` how a caller proves who it is.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct IncomingAuthConfig {
     /// `oidc` (default) or `anonymous`.
@@ -114,7 +169,7 @@ pub enum IncomingAuthType {
 }
 
 /// `incomingAuth.oidc:` JWT verification.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OidcConfig {
     /// Expected `iss`, compared exactly.
@@ -136,7 +191,7 @@ pub struct OidcConfig {
 }
 
 /// `authServer:` the embedded OAuth authorization server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AuthServerConfig {
     /// Issuer URL of our own tokens.
@@ -182,7 +237,7 @@ fn default_login_timeout() -> u64 {
 }
 
 /// One upstream identity provider.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpstreamConfig {
     /// Provider name used by `providerName` references and storage keys (a DNS label).
@@ -210,7 +265,7 @@ pub enum UpstreamType {
 }
 
 /// `upstreams[].oauth2:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OAuth2UpstreamConfig {
     /// Authorization endpoint URL.
@@ -231,7 +286,7 @@ pub struct OAuth2UpstreamConfig {
 }
 
 /// `upstreams[].oidc:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OidcUpstreamConfig {
     /// Issuer URL (discovery at `/.well-known/openid-configuration`).
@@ -250,7 +305,7 @@ pub struct OidcUpstreamConfig {
 }
 
 /// `authServer.storage:`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StorageConfig {
     /// `memory` (default) or `redis`.
@@ -273,7 +328,7 @@ pub enum StorageType {
 }
 
 /// `authServer.storage.redis:`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RedisConfig {
     /// `redis://host:port[/db]`.
@@ -291,7 +346,7 @@ fn default_key_prefix() -> String {
 }
 
 /// `outgoingAuth:` what each backend receives.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OutgoingAuthConfig {
     /// The `context_extensions` key that names the backend (default `backend`).
@@ -309,7 +364,7 @@ pub struct OutgoingAuthConfig {
 }
 
 /// `outgoingAuth.tokenExchangeCache:` tuning of the exchanged-token cache.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TokenExchangeCacheConfig {
     /// Most cached tokens (default 10000).
@@ -363,7 +418,7 @@ fn default_backend_key() -> String {
 }
 
 /// One backend's outgoing-auth strategy: `type` plus the sub-object of that type.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct StrategyConfig {
     /// `unauthenticated`, `header_injection`, `upstream_inject` or `token_exchange`.
@@ -381,7 +436,7 @@ pub struct StrategyConfig {
 }
 
 /// `headerInjection:` a static header.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HeaderInjectionConfig {
     /// Header to set.
@@ -396,7 +451,7 @@ pub struct HeaderInjectionConfig {
 }
 
 /// `upstreamInject:` inject the caller's upstream token for one provider.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpstreamInjectConfig {
     /// Name of an `authServer.upstreams[]` entry.
@@ -405,7 +460,7 @@ pub struct UpstreamInjectConfig {
 }
 
 /// `tokenExchange:` RFC 8693 token exchange.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TokenExchangeConfig {
     /// Token endpoint (absolute https; http only on loopback).

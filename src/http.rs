@@ -15,7 +15,7 @@ use crate::app::State;
 
 /// The router for the HTTP listener.
 pub fn router(state: Arc<State>) -> Router {
-    let prm_path = state.runtime.resource_metadata_path.clone();
+    let prm_path = state.runtime().resource_metadata_path.clone();
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -51,5 +51,5 @@ async fn metrics(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
 }
 
 async fn resource_metadata(AxumState(state): AxumState<Arc<State>>) -> impl IntoResponse {
-    Json(state.runtime.resource_metadata.clone())
+    Json(state.runtime().resource_metadata.clone())
 }

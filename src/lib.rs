@@ -14,7 +14,8 @@
 //! - [`config`]: the YAML file, its validation rules and the runtime form built from it.
 //! - [`authserver`]: the embedded authorization server: login through every upstream IdP,
 //!   our tokens, dynamic client registration.
-//! - [`app`], [`http`], [`telemetry`]: wiring, the HTTP listener, logs and metrics.
+//! - [`app`], [`http`], [`reload`], [`telemetry`]: wiring, the HTTP listener, hot reload, logs,
+//!   metrics and decision audit events.
 //! - [`secret`]: types that hold credentials and never print them.
 
 pub mod app;
@@ -24,6 +25,7 @@ pub mod config;
 pub mod http;
 pub mod identity;
 mod outbound;
+pub mod reload;
 pub mod response;
 pub mod secret;
 pub mod strategy;

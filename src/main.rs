@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -24,9 +26,12 @@ struct Cli {
 enum Command {
     /// Run the ext_authz gRPC service and the HTTP listener.
     Serve {
-        /// Configuration file (YAML).
+        /// Configuration file (YAML). Reloaded on SIGHUP and when its content changes.
         #[arg(long, short)]
         config: PathBuf,
+        /// How often the file is checked for changes, in seconds (0 = only on SIGHUP).
+        #[arg(long, default_value_t = 2)]
+        watch_interval: u64,
     },
     /// Check a configuration file and report every problem.
     Validate {
@@ -49,7 +54,10 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { config } => runtime.block_on(serve(config)),
+        Command::Serve {
+            config,
+            watch_interval,
+        } => runtime.block_on(serve(config, watch_interval)),
         Command::Validate { config } => validate(&config),
     };
     match result {
@@ -81,7 +89,7 @@ fn validate(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn serve(path: PathBuf) -> anyhow::Result<ExitCode> {
+async fn serve(path: PathBuf, watch_interval: u64) -> anyhow::Result<ExitCode> {
     let config = config::load_file(&path)?;
     mcp_authz::telemetry::init(config.server.log_format);
     let (state, warnings) = match State::build(&config, &ProcessEnv).await {
@@ -103,7 +111,19 @@ async fn serve(path: PathBuf) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot bind HTTP listener {}", config.server.http_addr))?;
     tracing::info!(grpc = %config.server.grpc_addr, http = %config.server.http_addr, "mcp-authz listening");
+    let interval = if watch_interval == 0 {
+        Duration::from_secs(u64::MAX / 4)
+    } else {
+        Duration::from_secs(watch_interval)
+    };
+    let watcher = tokio::spawn(mcp_authz::reload::watch(
+        state.clone(),
+        path.clone(),
+        interval,
+        Arc::new(ProcessEnv),
+    ));
     app::run(state, grpc, http, shutdown_signal()).await?;
+    watcher.abort();
     tracing::info!("mcp-authz stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! Logs (tracing, text or JSON) and metrics. No per-request log line above DEBUG; tokens,
 //! secrets and `tsid` are never fields.
 
+pub mod audit;
 pub mod metrics;
 
 use tracing_subscriber::EnvFilter;

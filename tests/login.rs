@@ -56,7 +56,7 @@ fn config(
         .collect();
     format!(
         r#"
-server: {{ grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", resourceUrl: "{AUDIENCE}" }}
+server: {{ grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", resourceUrl: "{AUDIENCE}", audit: {{ enabled: false }} }}
 incomingAuth:
   type: oidc
   oidc: {{ issuer: "{issuer}", audience: "{AUDIENCE}" }}
@@ -109,7 +109,7 @@ impl Setup {
     }
 
     fn memory_records(&self) -> usize {
-        match &**self.server.state.runtime.store.as_ref().unwrap() {
+        match &**self.server.state.runtime().store.as_ref().unwrap() {
             UpstreamStore::Memory(m) => m.record_count(),
             UpstreamStore::Redis(_) => panic!("memory store expected"),
         }

@@ -22,7 +22,7 @@ const BACKEND_AUDIENCE: &str = "https://backend.example";
 fn config(key: &TestKey, backends: &str, cache: &str) -> String {
     format!(
         r#"
-server: {{ grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", resourceUrl: "{AUDIENCE}" }}
+server: {{ grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", resourceUrl: "{AUDIENCE}", audit: {{ enabled: false }} }}
 incomingAuth:
   type: oidc
   oidc: {{ issuer: "{ISSUER}", audience: "{AUDIENCE}" }}

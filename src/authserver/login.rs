@@ -124,7 +124,7 @@ fn client_error(
 fn prologue<P>(
     state: &State,
     params: Result<Query<P>, QueryRejection>,
-) -> Result<(&AuthServer, &UpstreamStore, P), OAuthError> {
+) -> Result<(Arc<AuthServer>, Arc<UpstreamStore>, P), OAuthError> {
     let (server, store) = parts(state)?;
     let Query(params) = params.map_err(|_| OAuthError::invalid_request("malformed query"))?;
     Ok((server, store, params))
@@ -139,6 +139,7 @@ pub(super) async fn authorize(
         Ok(parts) => parts,
         Err(e) => return error_page(&e),
     };
+    let (server, store) = (&*server, &*store);
     let client_id = params.client_id.as_deref().unwrap_or_default();
     let client: ClientRecord = match Records(store).get(&keys::client(client_id)).await {
         Ok(Some(client)) => client,
@@ -278,6 +279,7 @@ pub(super) async fn callback(
         Ok(parts) => parts,
         Err(e) => return error_page(&e),
     };
+    let (server, store) = (&*server, &*store);
     let Some(upstream_state) = params.state.as_deref() else {
         return error_page(&OAuthError::invalid_request("state is missing"));
     };

@@ -60,6 +60,7 @@ pub(super) async fn register(
     request: Result<Json<RegistrationRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<impl IntoResponse, OAuthError> {
     let (_, store) = parts(&state)?;
+    let store = &*store;
     let Json(request) = request.map_err(|_| {
         OAuthError::invalid_client_metadata("body must be a JSON client metadata object")
     })?;

@@ -108,6 +108,7 @@ pub(super) async fn token(
     params: Result<Form<TokenParams>, axum::extract::rejection::FormRejection>,
 ) -> Result<impl IntoResponse, OAuthError> {
     let (server, store) = parts(&state)?;
+    let (server, store) = (&*server, &*store);
     let Form(params) = params.map_err(|_| {
         OAuthError::invalid_request("body must be application/x-www-form-urlencoded")
     })?;

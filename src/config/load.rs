@@ -36,7 +36,7 @@ pub enum ConfigError {
 }
 
 /// Where `*Env` references are resolved.
-pub trait Environment {
+pub trait Environment: Send + Sync {
     /// The variable's value, if set.
     fn var(&self, name: &str) -> Option<String>;
 }

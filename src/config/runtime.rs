@@ -53,8 +53,8 @@ pub struct Runtime {
     pub backend_key: Box<str>,
     /// Strategies per backend.
     pub backends: Backends,
-    /// JWT verifier; `None` with anonymous incoming auth.
-    pub verifier: Option<Verifier>,
+    /// JWT verifier (with its cache); `None` with anonymous incoming auth.
+    pub verifier: Option<Arc<Verifier>>,
     /// Upstream token store; present with an authorization server.
     pub store: Option<Arc<UpstreamStore>>,
     /// Realm and metadata URL of our 401 challenges.
@@ -69,6 +69,10 @@ pub struct Runtime {
     pub resource_metadata: serde_json::Value,
     /// Where the metadata document is served (its path on our HTTP listener).
     pub resource_metadata_path: String,
+    /// The configuration this was built from (to see what a reload changes).
+    pub config: Arc<Config>,
+    /// The exchanged-token cache and client, kept across reloads that do not change it.
+    pub exchange_shared: Option<Arc<ExchangeShared>>,
 }
 
 /// Validates `config` and builds the runtime. Warnings are returned for the caller to log.
@@ -80,6 +84,7 @@ pub async fn build(
     config: &Config,
     env: &dyn Environment,
     metrics: &Metrics,
+    previous: Option<&Runtime>,
 ) -> Result<(Runtime, Vec<Violation>), ConfigError> {
     let violations = validate(config, env);
     if violations.iter().any(Violation::is_error) {
@@ -89,65 +94,101 @@ pub async fn build(
         .map_err(|e| resource_error("server.resourceUrl", e.to_string()))?;
     let (prm_url, prm_path) = protected_resource_metadata_url(&resource);
 
+    // On a reload, what did not change is kept: an ephemeral key (or every token dies), the
+    // store (or every login in a memory store is lost), the verifier and its cache, and the
+    // exchanged-token cache.
+    let previous_key = previous.and_then(|p| p.signing_key.clone());
     let signing_key = match &config.auth_server {
-        Some(server) => Some(Arc::new(match &server.signing_key_file {
-            Some(path) => SigningKey::from_pem_file(std::path::Path::new(path))
-                .map_err(|e| resource_error("authServer.signingKeyFile", e.to_string()))?,
-            None => {
-                tracing::warn!("authServer.signingKeyFile is not set: using an ephemeral signing key; tokens will not survive a restart and replicas will not accept each other's tokens");
-                SigningKey::generate()
+        Some(server) => Some(match (&server.signing_key_file, previous_key) {
+            (Some(path), _) => Arc::new(
+                SigningKey::from_pem_file(std::path::Path::new(path))
+                    .map_err(|e| resource_error("authServer.signingKeyFile", e.to_string()))?,
+            ),
+            (None, Some(key))
+                if previous.is_some_and(|p| {
+                    p.config
+                        .auth_server
+                        .as_ref()
+                        .is_some_and(|s| s.signing_key_file.is_none())
+                }) =>
+            {
+                key
             }
-        })),
+            (None, _) => {
+                tracing::warn!("authServer.signingKeyFile is not set: using an ephemeral signing key; tokens will not survive a restart and replicas will not accept each other's tokens");
+                Arc::new(SigningKey::generate())
+            }
+        }),
         None => None,
     };
 
-    let verifier = match (config.incoming_auth.kind, &config.incoming_auth.oidc) {
-        (IncomingAuthType::Oidc, Some(oidc)) => {
-            let keys = match (&signing_key, &oidc.jwks_file, &oidc.jwks_url) {
-                (Some(key), _, _) => KeySource::Static(
-                    key.key_set()
-                        .map_err(|e| resource_error("authServer.signingKeyFile", e.to_string()))?,
-                ),
-                (None, Some(file), _) => {
-                    let bytes = std::fs::read(file)
-                        .map_err(|e| resource_error("incomingAuth.oidc.jwksFile", e.to_string()))?;
-                    let (set, notes) = KeySet::from_jwks(&bytes)
-                        .map_err(|e| resource_error("incomingAuth.oidc.jwksFile", e))?;
-                    for note in notes {
-                        tracing::warn!(file = %file, "{note}");
-                    }
-                    KeySource::Static(set)
-                }
-                (None, None, Some(url)) => {
-                    let remote = RemoteJwks::new(url.clone(), Duration::from_secs(10));
-                    if let Err(e) = remote.refresh().await {
-                        tracing::warn!("{e}; will retry when a token arrives");
-                    }
-                    KeySource::Remote(remote)
-                }
-                (None, None, None) => {
-                    return Err(resource_error(
-                        "incomingAuth.oidc",
-                        "no key source".to_owned(),
-                    ))
-                }
-            };
-            Some(Verifier::new(
-                keys,
-                VerifierSettings {
-                    issuer: oidc.issuer.clone(),
-                    audience: oidc.audience.clone(),
-                    leeway: Duration::from_secs(oidc.leeway_seconds.unwrap_or(30)),
-                    max_token_bytes: oidc.max_token_bytes.unwrap_or(8192),
-                    cache_capacity: 100_000,
-                },
-            ))
+    let same_key = match (&signing_key, previous.and_then(|p| p.signing_key.as_ref())) {
+        (Some(new), Some(old)) => Arc::ptr_eq(new, old) || new.kid() == old.kid(),
+        (None, None) => true,
+        _ => false,
+    };
+    let reusable_verifier = previous
+        .filter(|p| same_key && p.config.incoming_auth == config.incoming_auth)
+        .map(|p| p.verifier.clone());
+    let verifier = if let Some(verifier) = reusable_verifier {
+        verifier
+    } else {
+        match (config.incoming_auth.kind, &config.incoming_auth.oidc) {
+            (IncomingAuthType::Oidc, Some(oidc)) => {
+                let keys =
+                    match (&signing_key, &oidc.jwks_file, &oidc.jwks_url) {
+                        (Some(key), _, _) => KeySource::Static(key.key_set().map_err(|e| {
+                            resource_error("authServer.signingKeyFile", e.to_string())
+                        })?),
+                        (None, Some(file), _) => {
+                            let bytes = std::fs::read(file).map_err(|e| {
+                                resource_error("incomingAuth.oidc.jwksFile", e.to_string())
+                            })?;
+                            let (set, notes) = KeySet::from_jwks(&bytes)
+                                .map_err(|e| resource_error("incomingAuth.oidc.jwksFile", e))?;
+                            for note in notes {
+                                tracing::warn!(file = %file, "{note}");
+                            }
+                            KeySource::Static(set)
+                        }
+                        (None, None, Some(url)) => {
+                            let remote = RemoteJwks::new(url.clone(), Duration::from_secs(10));
+                            if let Err(e) = remote.refresh().await {
+                                tracing::warn!("{e}; will retry when a token arrives");
+                            }
+                            KeySource::Remote(remote)
+                        }
+                        (None, None, None) => {
+                            return Err(resource_error(
+                                "incomingAuth.oidc",
+                                "no key source".to_owned(),
+                            ))
+                        }
+                    };
+                Some(Arc::new(Verifier::new(
+                    keys,
+                    VerifierSettings {
+                        issuer: oidc.issuer.clone(),
+                        audience: oidc.audience.clone(),
+                        leeway: Duration::from_secs(oidc.leeway_seconds.unwrap_or(30)),
+                        max_token_bytes: oidc.max_token_bytes.unwrap_or(8192),
+                        cache_capacity: 100_000,
+                    },
+                )))
+            }
+            _ => None,
         }
-        _ => None,
     };
 
-    let store = match &config.auth_server {
-        Some(server) => Some(Arc::new(
+    let previous_store = previous
+        .filter(|p| {
+            p.config.auth_server.as_ref().map(|s| &s.storage)
+                == config.auth_server.as_ref().map(|s| &s.storage)
+        })
+        .and_then(|p| p.store.clone());
+    let store = match (&config.auth_server, previous_store) {
+        (Some(_), Some(store)) => Some(store),
+        (Some(server), None) => Some(Arc::new(
             match (server.storage.kind, &server.storage.redis) {
                 (StorageType::Redis, Some(redis)) => UpstreamStore::Redis(
                     RedisStore::new(
@@ -160,7 +201,7 @@ pub async fn build(
                 _ => UpstreamStore::Memory(MemoryStore::new()),
             },
         )),
-        None => None,
+        (None, _) => None,
     };
 
     let (auth_server, refresher) = match (&config.auth_server, &signing_key) {
@@ -193,7 +234,12 @@ pub async fn build(
         env,
         exchange_settings: exchange_settings(&config.outgoing_auth.token_exchange_cache),
         exchange_metrics: metrics.exchange(),
-        exchange_shared: None,
+        exchange_shared: previous
+            .filter(|p| {
+                p.config.outgoing_auth.token_exchange_cache
+                    == config.outgoing_auth.token_exchange_cache
+            })
+            .and_then(|p| p.exchange_shared.clone()),
     };
     let mut by_name = HashMap::new();
     for (name, strategy) in &config.outgoing_auth.backends {
@@ -245,6 +291,8 @@ pub async fn build(
             verifier,
             store,
             challenge: Challenge::new(realm, &prm_url),
+            config: Arc::new(config.clone()),
+            exchange_shared: builder.exchange_shared,
             signing_key,
             auth_server,
             refresher,

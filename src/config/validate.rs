@@ -157,6 +157,20 @@ fn server(config: &Config, v: &mut Violations) {
             "backendContextKey must not be empty",
         );
     }
+    if !(1024..=16 * 1024 * 1024).contains(&s.max_check_request_bytes) {
+        v.error(
+            "V-11",
+            "server.maxCheckRequestBytes",
+            "maxCheckRequestBytes must be between 1024 and 16777216",
+        );
+    }
+    if !(0.0..=1.0).contains(&s.audit.allow_sample_rate) {
+        v.error(
+            "V-11",
+            "server.audit.allowSampleRate",
+            "allowSampleRate must be between 0.0 and 1.0",
+        );
+    }
 }
 
 fn incoming(config: &Config, v: &mut Violations) {

@@ -162,6 +162,7 @@ impl Denial {
                 Self::permission_denied("unknown_backend", "unknown_backend")
             }
             CheckError::Identity(e) => Self::from_identity(e, challenge),
+            CheckError::InvalidHeaderValue => Self::unavailable("invalid_header_value"),
             CheckError::Strategy(e) => match e {
                 StrategyError::UpstreamTokenNotFound(missing) => {
                     Self::reauthenticate(challenge, missing, "upstream_token_unavailable")

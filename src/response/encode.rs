@@ -41,12 +41,12 @@ fn allow(mutations: Mutations, facts: &Facts) -> CheckResponse {
         .set
         .map(|set| vec![header(&set.name, set.value)])
         .unwrap_or_default();
-    // Never list a header we also set: Envoy applies removals after sets.
-    let headers_to_remove = if mutations.remove_authorization {
-        vec![AUTHORIZATION.to_owned()]
-    } else {
-        Vec::new()
-    };
+    // Never list a header we also set: Envoy applies removals after sets. The spoofed
+    // spellings differ from the set name by construction.
+    let mut headers_to_remove = mutations.remove_spoofed;
+    if mutations.remove_authorization {
+        headers_to_remove.push(AUTHORIZATION.to_owned());
+    }
     CheckResponse {
         status: Some(Status {
             code: 0,

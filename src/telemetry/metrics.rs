@@ -129,6 +129,12 @@ pub struct Metrics {
     identity_cache: Family<CacheLabels, Counter>,
     exchange: ExchangeMetrics,
     refresh: RefreshMetrics,
+    /// Audit events dropped because the writer fell behind.
+    pub audit_dropped: Counter,
+    /// Successful config reloads.
+    pub reloads: Counter,
+    /// Rejected config reloads (the running config stays).
+    pub reload_failures: Counter,
     unknown_backend: Name,
 }
 
@@ -180,6 +186,24 @@ impl Metrics {
             "Refreshes of expired upstream tokens in the Check path, by provider and result",
             refresh.0.clone(),
         );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_events_dropped",
+            "Audit events dropped because the writer fell behind",
+            audit_dropped.clone(),
+        );
+        let reloads = Counter::default();
+        registry.register(
+            "config_reloads",
+            "Configuration reloads applied",
+            reloads.clone(),
+        );
+        let reload_failures = Counter::default();
+        registry.register(
+            "config_reload_failures",
+            "Configuration reloads rejected; the running configuration stayed",
+            reload_failures.clone(),
+        );
         Self {
             registry,
             checks,
@@ -187,6 +211,9 @@ impl Metrics {
             identity_cache,
             exchange,
             refresh,
+            audit_dropped,
+            reloads,
+            reload_failures,
             unknown_backend: Name(Arc::from("<unknown>")),
         }
     }

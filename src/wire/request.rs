@@ -13,6 +13,8 @@ pub struct CheckInput<'a> {
     pub ambiguous_authorization: bool,
     /// The backend named by the route's `context_extensions`, if any.
     pub backend: Option<&'a str>,
+    /// Every request header, to find client-sent spellings of a header we set.
+    pub headers: Option<&'a std::collections::HashMap<String, String>>,
 }
 
 impl<'a> CheckInput<'a> {
@@ -36,6 +38,7 @@ impl<'a> CheckInput<'a> {
         let Some(http) = http else {
             return input;
         };
+        input.headers = Some(&http.headers);
         input.authorization = http.headers.get("authorization").map(String::as_str);
         if input.authorization.is_none() {
             if let Some(map) = &http.header_map {

@@ -43,8 +43,9 @@ impl Authorization for AuthorizationService {
                 .and_then(parse_grpc_timeout)
                 .unwrap_or(DEFAULT_BUDGET);
         let request = request.into_inner();
-        let input = CheckInput::from_request(&request, &self.state.runtime.backend_key);
-        let decision = crate::check::check(&self.state, &input, deadline).await;
+        let runtime = self.state.runtime();
+        let input = CheckInput::from_request(&request, &runtime.backend_key);
+        let decision = crate::check::check(&self.state, &runtime, &input, deadline).await;
         Ok(Response::new(encode(decision)))
     }
 }

@@ -104,6 +104,7 @@ server:
   grpcAddr: 127.0.0.1:0
   httpAddr: 127.0.0.1:0
   resourceUrl: {AUDIENCE}
+  audit: {{ enabled: false }}
 incomingAuth:
   type: oidc
   oidc: {{ issuer: "{ISSUER}", audience: "{AUDIENCE}" }}
@@ -240,7 +241,7 @@ pub async fn store_token(
     access: &str,
     expires_at: Option<u64>,
 ) {
-    let store = server.state.runtime.store.as_ref().unwrap();
+    let store = server.state.runtime().store.clone().unwrap();
     let token = UpstreamToken {
         access_token: Token::new(access),
         refresh_token: None,

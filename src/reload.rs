@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Configuration hot reload: on SIGHUP, and when the file's content changes (polled, so it also
+//! sees editors that replace the file and Kubernetes ConfigMap symlink swaps). A new file goes
+//! through the whole validation first; a refused one is logged and counted and the running
+//! configuration stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::app::State;
+use crate::config::{self, ConfigError, Environment};
+
+/// Reloads from `path` now. Returns whether the new configuration was applied.
+pub async fn reload_file(state: &State, path: &Path, env: &dyn Environment) -> bool {
+    let outcome = match config::load_file(path) {
+        Ok(config) => state.reload(&config, env).await,
+        Err(e) => {
+            state.metrics.reload_failures.inc();
+            Err(e)
+        }
+    };
+    match outcome {
+        Ok(warnings) => {
+            for w in &warnings {
+                tracing::warn!("{w}");
+            }
+            tracing::info!(file = %path.display(), "configuration reloaded");
+            true
+        }
+        Err(ConfigError::Invalid(violations)) => {
+            for v in violations.iter().filter(|v| v.is_error()) {
+                tracing::error!("{v}");
+            }
+            tracing::error!(file = %path.display(), "configuration refused; the running configuration stays");
+            false
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), "configuration refused ({e}); the running configuration stays");
+            false
+        }
+    }
+}
+
+fn digest(path: &Path) -> Option<[u8; 32]> {
+    std::fs::read(path).ok().map(|b| Sha256::digest(&b).into())
+}
+
+/// Reloads `path` on SIGHUP and whenever its content changes (checked every `interval`).
+/// Runs until the process ends.
+pub async fn watch(
+    state: Arc<State>,
+    path: PathBuf,
+    interval: Duration,
+    env: Arc<dyn Environment>,
+) {
+    let mut last = digest(&path);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let signalled = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = std::future::pending::<Option<()>>();
+        let by_signal = tokio::select! {
+            _ = signalled => true,
+            () = tokio::time::sleep(interval) => false,
+        };
+        let current = digest(&path);
+        if by_signal || current != last {
+            last = current;
+            reload_file(&state, &path, env.as_ref()).await;
+        }
+    }
+}
