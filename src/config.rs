@@ -70,7 +70,7 @@ pub struct ServerConfig {
     #[serde(default)]
     pub log_format: LogFormat,
     /// Largest CheckRequest accepted, in bytes (default 131072); larger ones are refused with
-    /// gRPC `RESOURCE_EXHAUSTED`, which Envoy turns into a denial.
+    /// gRPC `OUT_OF_RANGE`, which Envoy (with `failure_mode_allow: false`) turns into a denial.
     #[serde(default = "default_max_check_request_bytes")]
     pub max_check_request_bytes: usize,
     /// Seconds between reporting NOT_SERVING and closing the listeners at shutdown (default 0),

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{check, denied, header, logs, mode_b_config, ok, store_token, TestKey, TestServer};
+use common::{
+    check, check_request, denied, header, logs, mode_b_config, ok, store_token, TestKey, TestServer,
+};
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -151,6 +153,75 @@ async fn header_injection_sets_the_header_and_removes_the_callers_credential() {
         HeaderAppendAction::OverwriteIfExistsOrAdd as i32
     );
     assert_eq!(ok.headers_to_remove, vec!["authorization".to_owned()]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn client_sent_spellings_of_a_header_we_set_are_removed() {
+    let key = TestKey::new();
+    let server = server(&key).await;
+    let jwt = key.token("dora", None, serde_json::json!({}));
+    let mut request = check_request(Some(&format!("Bearer {jwt}")), Some("static"));
+    let http = request
+        .attributes
+        .as_mut()
+        .unwrap()
+        .request
+        .as_mut()
+        .unwrap()
+        .http
+        .as_mut()
+        .unwrap();
+    for (name, value) in [
+        ("x_api_key", "spoofed"),
+        ("x-api-key", "client"),
+        ("x-api-keys", "other"),
+    ] {
+        http.headers.insert(name.to_owned(), value.to_owned());
+    }
+    let response = server
+        .client()
+        .await
+        .check(request)
+        .await
+        .unwrap()
+        .into_inner();
+    let ok = ok(&response);
+    let mut removed = ok.headers_to_remove.clone();
+    removed.sort();
+    // x-api-key itself is overwritten (never removed: Envoy removes after it sets).
+    assert_eq!(
+        removed,
+        vec!["authorization".to_owned(), "x_api_key".to_owned()]
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversize_check_request_is_refused_not_allowed() {
+    let key = TestKey::new();
+    let server = server(&key).await;
+    let mut request = check_request(Some("Bearer x"), Some("public"));
+    request
+        .attributes
+        .as_mut()
+        .unwrap()
+        .request
+        .as_mut()
+        .unwrap()
+        .http
+        .as_mut()
+        .unwrap()
+        .headers
+        .insert("x-padding".to_owned(), "p".repeat(256 * 1024));
+    let status = server
+        .client()
+        .await
+        .check(request)
+        .await
+        .expect_err("over maxCheckRequestBytes (128 KiB by default)");
+    // Envoy treats a gRPC error as a failure: with failure_mode_allow false, the request is denied.
+    assert_eq!(status.code(), tonic::Code::OutOfRange);
     server.stop().await;
 }
 
