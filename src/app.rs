@@ -217,21 +217,32 @@ async fn wait_for(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Keeps gRPC health and `/readyz` in line with whether the store answers; from the start of
-/// shutdown on, NOT_SERVING for good.
+/// gRPC health and `/readyz`: NOT_SERVING until the store has answered once, SERVING from then
+/// on, NOT_SERVING for good from the start of shutdown.
 async fn watch_readiness(
     state: Arc<State>,
     reporter: tonic_health::server::HealthReporter,
     mut draining: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut was_ready = None;
+    // Ready once the store has answered; a later store outage only fails the Checks that need
+    // the store (503), because taking every replica out of service would fail every backend.
+    let mut store_seen = false;
     loop {
         let drain = *draining.borrow();
-        let ready = !drain
-            && match &state.runtime().store {
-                Some(store) => store.ping().await,
-                None => true,
-            };
+        let store_answers = match &state.runtime().store {
+            Some(store) => store.ping().await,
+            None => true,
+        };
+        if store_answers != store_seen && was_ready.is_some() && !drain {
+            if store_answers {
+                tracing::info!("upstream token store answers again");
+            } else {
+                tracing::warn!("upstream token store does not answer: Checks that need it get 503");
+            }
+        }
+        store_seen |= store_answers;
+        let ready = !drain && store_seen;
         if was_ready != Some(ready) {
             let status = if ready {
                 ServingStatus::Serving
@@ -249,7 +260,7 @@ async fn watch_readiness(
             if ready {
                 tracing::info!("ready: serving Checks");
             } else if !drain {
-                tracing::warn!("not ready: upstream token store does not answer");
+                tracing::warn!("not ready: upstream token store has not answered yet");
             }
             was_ready = Some(ready);
         }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::app::State;
 use crate::config::runtime::Runtime;
-use crate::config::validate::is_valid_header_value;
+use crate::config::validate::is_header_text;
 use crate::identity::{bearer_token, IdentityError};
 use crate::response::{Decision, Denial, Facts};
 use crate::strategy::{Backend, Mutations, StrategyContext, StrategyError};
@@ -149,9 +149,7 @@ async fn allow(
 /// The last guard before a value reaches Envoy: printable, no CR/LF/NUL, bounded.
 fn check_emitted(mutations: &Mutations) -> Result<(), CheckError> {
     match &mutations.set {
-        Some(set)
-            if set.value.len() > MAX_EMITTED_HEADER_BYTES || !is_valid_header_value(&set.value) =>
-        {
+        Some(set) if set.value.len() > MAX_EMITTED_HEADER_BYTES || !is_header_text(&set.value) => {
             Err(CheckError::InvalidHeaderValue)
         }
         _ => Ok(()),

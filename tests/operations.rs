@@ -450,11 +450,19 @@ async fn a_redis_outage_is_503_for_redis_backed_checks_only_and_recovers_without
     );
     ok(&check(&server, Some(&auth), Some("github")).await);
 
+    for _ in 0..100 {
+        if health(server.grpc.port()).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     redis.kill();
     for _ in 0..5 {
         denied(&check(&server, Some(&auth), Some("github")).await, 14, 503);
         ok(&check(&server, Some(&auth), Some("static")).await);
     }
+    // Still SERVING: taking the replica out would fail the backends that need no store too.
+    assert_eq!(health(server.grpc.port()).await, 1);
     redis.restart();
     let mut recovered = false;
     for _ in 0..100 {

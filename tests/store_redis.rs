@@ -172,7 +172,7 @@ async fn redis_down_is_unavailable_503_never_ok_and_not_serving() {
     let public = check(&server, Some(&format!("Bearer {jwt}")), Some("public")).await;
     assert_eq!(public.status.unwrap().code, 0);
 
-    // gRPC health says NOT_SERVING while the store does not answer.
+    // gRPC health says NOT_SERVING while the store has never answered.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.grpc))
         .unwrap()
         .connect()

@@ -127,8 +127,15 @@ pub async fn build(
         (None, None) => true,
         _ => false,
     };
+    // A JWKS file is read again on every reload (its keys may have rotated); a JWKS URL refetches
+    // by itself, and our own key is compared by id.
+    let jwks_file = config
+        .incoming_auth
+        .oidc
+        .as_ref()
+        .is_some_and(|o| o.jwks_file.is_some());
     let reusable_verifier = previous
-        .filter(|p| same_key && p.config.incoming_auth == config.incoming_auth)
+        .filter(|p| same_key && !jwks_file && p.config.incoming_auth == config.incoming_auth)
         .map(|p| p.verifier.clone());
     let verifier = if let Some(verifier) = reusable_verifier {
         verifier

@@ -767,8 +767,13 @@ fn is_dns_label(name: &str) -> bool {
 /// Printable text (visible ASCII, space, tab, or UTF-8 above 0x7f), non-empty, with no CR, LF
 /// or NUL: what may go in an HTTP header value.
 pub fn is_valid_header_value(value: &str) -> bool {
+    value.len() <= 8192 && is_header_text(value)
+}
+
+/// Non-empty text that can be an HTTP header value (visible ASCII, space, tab, or UTF-8 above
+/// 0x7f): no CR, LF, NUL or other control character. No length limit.
+pub fn is_header_text(value: &str) -> bool {
     !value.is_empty()
-        && value.len() <= 8192
         && value
             .bytes()
             .all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)

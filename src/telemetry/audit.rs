@@ -45,7 +45,7 @@ pub struct AuditEvent<'a> {
 #[derive(Debug)]
 pub struct Audit {
     tx: mpsc::Sender<String>,
-    allow_every: u64,
+    allow_rate: f64,
     allows: AtomicU64,
     dropped: Counter,
 }
@@ -70,27 +70,20 @@ impl Audit {
             ),
             None => Box::new(tokio::io::stdout()),
         };
-        tokio::spawn(write_events(rx, sink));
-        let allow_every = if config.allow_sample_rate <= 0.0 {
-            0
-        } else {
-            (1.0 / config.allow_sample_rate).round().max(1.0) as u64
-        };
+        tokio::spawn(write_events(rx, sink, dropped.clone()));
         Ok(Some(Self {
             tx,
-            allow_every,
+            allow_rate: config.allow_sample_rate.clamp(0.0, 1.0),
             allows: AtomicU64::new(0),
             dropped,
         }))
     }
 
-    /// Whether an allowed Check should be written (every Nth; denials always are).
+    /// Whether an allowed Check should be written: exactly `allowSampleRate` of them, spread
+    /// evenly (the n-th allow is written when ⌊n·rate⌋ grows). Denials are always written.
     pub fn sample_allow(&self) -> bool {
-        self.allow_every != 0
-            && self
-                .allows
-                .fetch_add(1, Ordering::Relaxed)
-                .is_multiple_of(self.allow_every)
+        let n = self.allows.fetch_add(1, Ordering::Relaxed) as f64;
+        ((n + 1.0) * self.allow_rate).floor() > (n * self.allow_rate).floor()
     }
 
     /// Queues one event; drops it (and counts) when the writer is behind.
@@ -108,19 +101,25 @@ impl Audit {
 async fn write_events(
     mut rx: mpsc::Receiver<String>,
     mut sink: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
+    dropped: Counter,
 ) {
     let mut buffer = Vec::with_capacity(64 * 1024);
     while let Some(line) = rx.recv().await {
         buffer.extend_from_slice(line.as_bytes());
+        let mut events = 1;
         // Batch whatever else is already queued into one write.
         while buffer.len() < 256 * 1024 {
             match rx.try_recv() {
-                Ok(line) => buffer.extend_from_slice(line.as_bytes()),
+                Ok(line) => {
+                    buffer.extend_from_slice(line.as_bytes());
+                    events += 1;
+                }
                 Err(_) => break,
             }
         }
         if sink.write_all(&buffer).await.is_err() || sink.flush().await.is_err() {
-            // A broken sink must not stop Checks; retry later with fresh events.
+            // A broken sink must not stop Checks: the batch is counted as dropped.
+            dropped.inc_by(events);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         buffer.clear();
@@ -132,4 +131,26 @@ pub fn now_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn allows_are_sampled_at_exactly_the_configured_rate() {
+        for (rate, expected) in [(1.0, 1000), (0.8, 800), (0.25, 250), (0.001, 1), (0.0, 0)] {
+            let config = AuditConfig {
+                enabled: true,
+                file: Some("/dev/null".to_owned()),
+                allow_sample_rate: rate,
+            };
+            let audit = Audit::start(&config, Counter::default())
+                .await
+                .unwrap()
+                .unwrap();
+            let written = (0..1000).filter(|_| audit.sample_allow()).count();
+            assert_eq!(written, expected, "rate {rate}");
+        }
+    }
 }
