@@ -26,7 +26,13 @@ fn normalized(i: &Input<'_>) -> (String, String, Option<String>, Vec<String>, St
     let mut scopes = i.3.clone();
     scopes.sort();
     scopes.dedup();
-    (i.0.into(), i.1.into(), i.2.map(Into::into), scopes, i.4.into())
+    (
+        i.0.into(),
+        i.1.into(),
+        i.2.map(Into::into),
+        scopes,
+        i.4.into(),
+    )
 }
 
 fuzz_target!(|pair: (Input<'_>, Input<'_>)| {

@@ -8,7 +8,10 @@ use mcp_authz::response::Challenge;
 
 fuzz_target!(|input: (&str, &str)| {
     let (realm, description) = input;
-    let value = Challenge::new(realm, "https://mcp.example/.well-known/oauth-protected-resource")
-        .with_error("invalid_token", description);
+    let value = Challenge::new(
+        realm,
+        "https://mcp.example/.well-known/oauth-protected-resource",
+    )
+    .with_error("invalid_token", description);
     assert!(!value.chars().any(char::is_control), "{value:?}");
 });
