@@ -31,5 +31,5 @@ export REDIS_URL="redis://127.0.0.1:$redis_port/"
 echo "test.sh: redis on $REDIS_URL, envoy $ENVOY_BIN, grpcurl $GRPCURL_BIN" >&2
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked
+cargo clippy --all-targets --all-features --locked -- -D warnings
+cargo test --all-features --locked

@@ -24,6 +24,8 @@ pub mod check;
 pub mod config;
 pub mod http;
 pub mod identity;
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
 mod outbound;
 pub mod reload;
 pub mod response;

@@ -149,9 +149,18 @@ impl TestServer {
 
     /// Starts with the HTTP listener given (when the config's issuer must name its port).
     pub async fn start_with_http(yaml: &str, http: TcpListener) -> Self {
+        Self::start_full(yaml, http, &HashMap::new()).await
+    }
+
+    /// Starts with environment variables `env` (for `*Env` secrets).
+    pub async fn start_with_env(yaml: &str, env: &HashMap<String, String>) -> Self {
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_full(yaml, http, env).await
+    }
+
+    async fn start_full(yaml: &str, http: TcpListener, env: &HashMap<String, String>) -> Self {
         let config = mcp_authz::config::parse_str(yaml).expect("test config parses");
-        let env: HashMap<String, String> = HashMap::new();
-        let (state, _warnings) = State::build(&config, &env)
+        let (state, _warnings) = State::build(&config, env)
             .await
             .expect("test config is valid");
         let grpc = TcpListener::bind("127.0.0.1:0").await.unwrap();

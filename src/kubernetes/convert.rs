@@ -1,0 +1,611 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Resources → the runtime configuration file.
+//!
+//! One [`Registry`] holds a [`Converter`] per `spec.type`. Secret references become environment
+//! variables (`MCP_AUTHZ_SECRET_<SECRET>_<KEY>`, listed in [`Converted::env`] for the
+//! Deployment) or, for the signing key, a file in a mounted Secret volume. The result then goes
+//! through every §5 rule, exactly like a hand-written file.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Map, Value};
+
+use super::crd::{
+    AuthType, MCPAuthzServer, MCPExternalAuthConfig, MCPExternalAuthConfigSpec, SecretKeyRef,
+    UpstreamKind, UpstreamSpec,
+};
+use crate::config::{self, Violation};
+
+/// Where the signing-key Secret is mounted in the Deployment.
+pub const SIGNING_KEY_DIR: &str = "/var/run/secrets/mcp-authz/signing-key";
+
+/// Why resources could not be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// A YAML document could not be read.
+    #[error("document {index}: {message}")]
+    Document {
+        /// 1-based document number.
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A resource is inconsistent (missing or mismatched sub-object, dangling reference).
+    #[error("{resource}: {message}")]
+    Resource {
+        /// `Kind/name`.
+        resource: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The converted configuration breaks §5 rules.
+    #[error("the converted configuration is invalid:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Violation>),
+}
+
+/// An environment variable the Deployment fills from a Secret.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EnvFromSecret {
+    /// Variable name.
+    pub env: String,
+    /// Secret name.
+    pub secret: String,
+    /// Key in the Secret.
+    pub key: String,
+}
+
+/// The conversion's output.
+#[derive(Debug)]
+pub struct Converted {
+    /// The runtime configuration (a YAML document).
+    pub config_yaml: String,
+    /// Variables the Deployment must set from Secrets, sorted.
+    pub env: Vec<EnvFromSecret>,
+    /// The Secret to mount at [`SIGNING_KEY_DIR`], if any.
+    pub signing_key_secret: Option<String>,
+    /// Warnings from validation.
+    pub warnings: Vec<Violation>,
+}
+
+/// Secret references met during conversion.
+#[derive(Debug, Default)]
+pub struct Secrets(Vec<EnvFromSecret>);
+
+impl Secrets {
+    /// The environment variable standing for `secret_ref`.
+    pub fn env_for(&mut self, secret_ref: &SecretKeyRef) -> String {
+        let sanitize = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        let env = format!(
+            "MCP_AUTHZ_SECRET_{}_{}",
+            sanitize(&secret_ref.name),
+            sanitize(&secret_ref.key)
+        );
+        let entry = EnvFromSecret {
+            env: env.clone(),
+            secret: secret_ref.name.clone(),
+            key: secret_ref.key.clone(),
+        };
+        if !self.0.contains(&entry) {
+            self.0.push(entry);
+        }
+        env
+    }
+}
+
+/// Turns one `spec.type` into a runtime strategy (a `outgoingAuth.backends.<name>` value).
+pub trait Converter: Sync {
+    /// The type it converts.
+    fn kind(&self) -> AuthType;
+
+    /// The runtime strategy for `spec`, whose sub-objects have been checked.
+    fn convert(&self, spec: &MCPExternalAuthConfigSpec, secrets: &mut Secrets) -> Value;
+}
+
+/// `unauthenticated`.
+#[derive(Debug)]
+pub struct UnauthenticatedConverter;
+
+impl Converter for UnauthenticatedConverter {
+    fn kind(&self) -> AuthType {
+        AuthType::Unauthenticated
+    }
+
+    fn convert(&self, _: &MCPExternalAuthConfigSpec, _: &mut Secrets) -> Value {
+        json!({ "type": "unauthenticated" })
+    }
+}
+
+/// `headerInjection` → `header_injection` with `headerValueEnv`.
+#[derive(Debug)]
+pub struct HeaderInjectionConverter;
+
+impl Converter for HeaderInjectionConverter {
+    fn kind(&self) -> AuthType {
+        AuthType::HeaderInjection
+    }
+
+    fn convert(&self, spec: &MCPExternalAuthConfigSpec, secrets: &mut Secrets) -> Value {
+        let Some(h) = &spec.header_injection else {
+            return Value::Null;
+        };
+        json!({
+            "type": "header_injection",
+            "headerInjection": {
+                "headerName": h.header_name,
+                "headerValueEnv": secrets.env_for(&h.value_secret_ref),
+            },
+        })
+    }
+}
+
+/// `tokenExchange` → `token_exchange`; the short `subjectTokenType` becomes its URN.
+#[derive(Debug)]
+pub struct TokenExchangeConverter;
+
+impl Converter for TokenExchangeConverter {
+    fn kind(&self) -> AuthType {
+        AuthType::TokenExchange
+    }
+
+    fn convert(&self, spec: &MCPExternalAuthConfigSpec, secrets: &mut Secrets) -> Value {
+        let Some(t) = &spec.token_exchange else {
+            return Value::Null;
+        };
+        let mut out = Map::new();
+        out.insert("tokenUrl".into(), t.token_url.clone().into());
+        let optional = [
+            ("clientId", t.client_id.clone()),
+            ("audience", t.audience.clone()),
+            (
+                "subjectTokenType",
+                t.subject_token_type.as_deref().map(|k| {
+                    config::validate::normalize_subject_token_type(k)
+                        .unwrap_or(k)
+                        .to_owned()
+                }),
+            ),
+            ("subjectProviderName", t.subject_provider_name.clone()),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                out.insert(name.into(), value.into());
+            }
+        }
+        if let Some(secret) = &t.client_secret_ref {
+            out.insert("clientSecretEnv".into(), secrets.env_for(secret).into());
+        }
+        if !t.scopes.is_empty() {
+            out.insert("scopes".into(), t.scopes.clone().into());
+        }
+        if let Some(ms) = t.timeout_ms {
+            out.insert("timeoutMs".into(), ms.into());
+        }
+        json!({ "type": "token_exchange", "tokenExchange": out })
+    }
+}
+
+/// `upstreamInject` → `upstream_inject`.
+#[derive(Debug)]
+pub struct UpstreamInjectConverter;
+
+impl Converter for UpstreamInjectConverter {
+    fn kind(&self) -> AuthType {
+        AuthType::UpstreamInject
+    }
+
+    fn convert(&self, spec: &MCPExternalAuthConfigSpec, _: &mut Secrets) -> Value {
+        let Some(u) = &spec.upstream_inject else {
+            return Value::Null;
+        };
+        json!({ "type": "upstream_inject", "upstreamInject": { "providerName": u.provider_name } })
+    }
+}
+
+/// One converter per type.
+pub struct Registry {
+    converters: Vec<&'static dyn Converter>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds: Vec<_> = self.converters.iter().map(|c| c.kind()).collect();
+        f.debug_struct("Registry").field("kinds", &kinds).finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::standard()
+    }
+}
+
+impl Registry {
+    /// The four converters.
+    pub fn standard() -> Self {
+        Self {
+            converters: vec![
+                &UnauthenticatedConverter,
+                &HeaderInjectionConverter,
+                &TokenExchangeConverter,
+                &UpstreamInjectConverter,
+            ],
+        }
+    }
+
+    /// The runtime strategy for one resource.
+    ///
+    /// # Errors
+    /// [`ConvertError::Resource`] for a missing or mismatched sub-object, or a type without a
+    /// converter.
+    pub fn convert(
+        &self,
+        resource: &MCPExternalAuthConfig,
+        secrets: &mut Secrets,
+    ) -> Result<Value, ConvertError> {
+        let name = format!(
+            "MCPExternalAuthConfig/{}",
+            resource.metadata.name.as_deref().unwrap_or("<unnamed>")
+        );
+        check_sub_objects(&resource.spec).map_err(|message| ConvertError::Resource {
+            resource: name.clone(),
+            message,
+        })?;
+        let converter = self
+            .converters
+            .iter()
+            .find(|c| c.kind() == resource.spec.kind)
+            .ok_or_else(|| ConvertError::Resource {
+                resource: name,
+                message: format!("no converter for type {}", resource.spec.kind.as_str()),
+            })?;
+        Ok(converter.convert(&resource.spec, secrets))
+    }
+}
+
+/// The CEL rules of the CRD, in Rust: exactly the sub-object matching `type` is set.
+///
+/// # Errors
+/// The rule's message.
+pub fn check_sub_objects(spec: &MCPExternalAuthConfigSpec) -> Result<(), String> {
+    let present = [
+        (AuthType::HeaderInjection, spec.header_injection.is_some()),
+        (AuthType::TokenExchange, spec.token_exchange.is_some()),
+        (AuthType::UpstreamInject, spec.upstream_inject.is_some()),
+    ];
+    if spec.kind == AuthType::Unauthenticated {
+        if present.iter().any(|(_, set)| *set) {
+            return Err("no configuration must be set when type is 'unauthenticated'".to_owned());
+        }
+        return Ok(());
+    }
+    let rule = |kind: AuthType| {
+        let t = kind.as_str();
+        format!("{t} configuration must be set if and only if type is '{t}'")
+    };
+    // The type's own sub-object first, then any other one.
+    if present.iter().any(|(kind, set)| *kind == spec.kind && !set) {
+        return Err(rule(spec.kind));
+    }
+    match present.iter().find(|(kind, set)| *kind != spec.kind && *set) {
+        Some((extra, _)) => Err(rule(*extra)),
+        None => Ok(()),
+    }
+}
+
+fn upstream(u: &UpstreamSpec, secrets: &mut Secrets) -> Result<Value, String> {
+    let (section, body) = match (u.kind, &u.oauth2, &u.oidc) {
+        (UpstreamKind::Oauth2, Some(o), None) => {
+            let mut body = json!({
+                "authorizationEndpoint": o.authorization_endpoint,
+                "tokenEndpoint": o.token_endpoint,
+                "clientId": o.client_id,
+                "scopes": o.scopes,
+            });
+            if let Some(secret) = &o.client_secret_ref {
+                body["clientSecretEnv"] = secrets.env_for(secret).into();
+            }
+            ("oauth2", body)
+        }
+        (UpstreamKind::Oidc, None, Some(o)) => {
+            let mut body = json!({
+                "issuerUrl": o.issuer_url,
+                "clientId": o.client_id,
+                "scopes": o.scopes,
+            });
+            if let Some(secret) = &o.client_secret_ref {
+                body["clientSecretEnv"] = secrets.env_for(secret).into();
+            }
+            ("oidc", body)
+        }
+        (UpstreamKind::Oauth2, _, _) => {
+            return Err("oauth2 configuration must be set if and only if type is 'oauth2'".into())
+        }
+        (UpstreamKind::Oidc, _, _) => {
+            return Err("oidc configuration must be set if and only if type is 'oidc'".into())
+        }
+    };
+    let kind = match u.kind {
+        UpstreamKind::Oauth2 => "oauth2",
+        UpstreamKind::Oidc => "oidc",
+    };
+    Ok(json!({ "name": u.name, "type": kind, section: body }))
+}
+
+/// Reads a multi-document YAML of one `MCPAuthzServer` and its `MCPExternalAuthConfig`s and
+/// builds the runtime configuration, then validates it (secrets count as set).
+///
+/// # Errors
+/// [`ConvertError`] with the document, resource or rule at fault.
+pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, ConvertError> {
+    let mut servers = Vec::new();
+    let mut configs: HashMap<(String, String), MCPExternalAuthConfig> = HashMap::new();
+    for (i, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
+        let index = i + 1;
+        let doc_error = |message: String| ConvertError::Document { index, message };
+        let value: Value =
+            serde::Deserialize::deserialize(document).map_err(|e| doc_error(e.to_string()))?;
+        if value.is_null() {
+            continue;
+        }
+        match value.get("kind").and_then(Value::as_str) {
+            Some("MCPAuthzServer") => servers.push(
+                serde_json::from_value::<MCPAuthzServer>(value)
+                    .map_err(|e| doc_error(format!("MCPAuthzServer: {e}")))?,
+            ),
+            Some("MCPExternalAuthConfig") => {
+                let resource: MCPExternalAuthConfig = serde_json::from_value(value)
+                    .map_err(|e| doc_error(format!("MCPExternalAuthConfig: {e}")))?;
+                let key = (
+                    resource.metadata.namespace.clone().unwrap_or_default(),
+                    resource.metadata.name.clone().unwrap_or_default(),
+                );
+                configs.insert(key, resource);
+            }
+            // Secrets, Deployments and the like may share the file.
+            Some(_) => {}
+            None => return Err(doc_error("not a Kubernetes resource (no kind)".to_owned())),
+        }
+    }
+    let server = match servers.as_slice() {
+        [server] => server,
+        [] => {
+            return Err(ConvertError::Document {
+                index: 0,
+                message: "no MCPAuthzServer in the input".to_owned(),
+            })
+        }
+        _ => {
+            return Err(ConvertError::Document {
+                index: 0,
+                message: "more than one MCPAuthzServer in the input".to_owned(),
+            })
+        }
+    };
+    let server_name = format!(
+        "MCPAuthzServer/{}",
+        server.metadata.name.as_deref().unwrap_or("<unnamed>")
+    );
+    let namespace = server.metadata.namespace.clone().unwrap_or_default();
+    let resource_error = |message: String| ConvertError::Resource {
+        resource: server_name.clone(),
+        message,
+    };
+    let spec = &server.spec;
+    let mut secrets = Secrets::default();
+
+    let lookup = |name: &str| {
+        configs
+            .get(&(namespace.clone(), name.to_owned()))
+            .ok_or_else(|| {
+                resource_error(format!(
+                    "references MCPExternalAuthConfig {name:?}, which is not in the input (namespace {namespace:?})"
+                ))
+            })
+    };
+    let mut backends = Map::new();
+    for backend in &spec.backends {
+        let resource = lookup(&backend.external_auth_config_ref.name)?;
+        backends.insert(
+            backend.name.clone(),
+            registry.convert(resource, &mut secrets)?,
+        );
+    }
+    let mut outgoing = json!({ "backends": backends });
+    if let Some(default) = &spec.default_external_auth_config_ref {
+        outgoing["default"] = registry.convert(lookup(&default.name)?, &mut secrets)?;
+    }
+
+    let mut config = json!({
+        "server": { "grpcAddr": "0.0.0.0:9191", "httpAddr": "0.0.0.0:9090", "resourceUrl": spec.resource_url },
+        "outgoingAuth": outgoing,
+    });
+    let mut signing_key_secret = None;
+    if let Some(a) = &spec.auth_server {
+        let mut upstreams = Vec::new();
+        for u in &a.upstreams {
+            upstreams.push(
+                upstream(u, &mut secrets)
+                    .map_err(|m| resource_error(format!("upstream {:?}: {m}", u.name)))?,
+            );
+        }
+        let mut auth = json!({
+            "issuer": a.issuer,
+            "allowedAudiences": a.allowed_audiences,
+            "upstreams": upstreams,
+        });
+        if let Some(key) = &a.signing_key_secret_ref {
+            auth["signingKeyFile"] = format!("{SIGNING_KEY_DIR}/{}", key.key).into();
+            signing_key_secret = Some(key.name.clone());
+        }
+        if let Some(storage) = &a.storage {
+            auth["storage"] = serde_json::to_value(storage)
+                .map_err(|e| resource_error(format!("storage: {e}")))?;
+        }
+        config["authServer"] = auth;
+    }
+    let incoming = match (&spec.incoming_auth, &spec.auth_server) {
+        (Some(i), _) => {
+            let mut oidc = json!({ "issuer": i.issuer, "audience": i.audience });
+            if let Some(url) = &i.jwks_url {
+                oidc["jwksUrl"] = url.as_str().into();
+            }
+            oidc
+        }
+        (None, Some(a)) => json!({ "issuer": a.issuer, "audience": spec.resource_url }),
+        (None, None) => {
+            return Err(resource_error(
+                "incomingAuth is required without authServer".to_owned(),
+            ))
+        }
+    };
+    config["incomingAuth"] = json!({ "type": "oidc", "oidc": incoming });
+
+    let config_yaml = yaml_serde::to_string(&config).map_err(|e| resource_error(e.to_string()))?;
+    // Secrets arrive at runtime; for validation they count as set.
+    let env: HashMap<String, String> = secrets
+        .0
+        .iter()
+        .map(|e| (e.env.clone(), "from-secret".to_owned()))
+        .collect();
+    let parsed = config::parse_str(&config_yaml).map_err(|e| resource_error(e.to_string()))?;
+    let violations = config::validate(&parsed, &env);
+    if violations.iter().any(Violation::is_error) {
+        return Err(ConvertError::Invalid(violations));
+    }
+    let mut env = secrets.0;
+    env.sort();
+    Ok(Converted {
+        config_yaml,
+        env,
+        signing_key_secret,
+        warnings: violations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resources(extra: &str) -> String {
+        format!(
+            r#"
+apiVersion: mcp-authz.dev/v1alpha1
+kind: MCPAuthzServer
+metadata: {{ name: s, namespace: mcp }}
+spec:
+  resourceUrl: https://mcp.example.com/mcp
+  authServer:
+    issuer: https://mcp.example.com
+    allowedAudiences: [https://mcp.example.com/mcp]
+    upstreams:
+      - name: okta
+        type: oidc
+        oidc: {{ issuerUrl: https://okta.example.com, clientId: c, clientSecretRef: {{ name: okta-oauth, key: client.secret }} }}
+  backends:
+    - {{ name: jira, externalAuthConfigRef: {{ name: jira }} }}
+---
+apiVersion: mcp-authz.dev/v1alpha1
+kind: MCPExternalAuthConfig
+metadata: {{ name: jira, namespace: mcp }}
+spec:
+{extra}
+"#
+        )
+    }
+
+    #[test]
+    fn secrets_become_environment_variables_listed_for_the_deployment() {
+        let text = resources(
+            "  type: tokenExchange\n  tokenExchange: { tokenUrl: https://sts.example.com/token, clientId: c, clientSecretRef: { name: sts-client, key: secret }, subjectTokenType: jwt, subjectProviderName: okta }",
+        );
+        let converted = convert_resources(&text, &Registry::standard()).unwrap();
+        let envs: Vec<_> = converted.env.iter().map(|e| e.env.as_str()).collect();
+        assert_eq!(
+            envs,
+            vec![
+                "MCP_AUTHZ_SECRET_OKTA_OAUTH_CLIENT_SECRET",
+                "MCP_AUTHZ_SECRET_STS_CLIENT_SECRET"
+            ]
+        );
+        let config: Value = yaml_serde::from_str(&converted.config_yaml).unwrap();
+        let te = &config["outgoingAuth"]["backends"]["jira"]["tokenExchange"];
+        assert_eq!(te["clientSecretEnv"], "MCP_AUTHZ_SECRET_STS_CLIENT_SECRET");
+        assert_eq!(
+            te["subjectTokenType"],
+            "urn:ietf:params:oauth:token-type:jwt"
+        );
+        assert_eq!(
+            config["incomingAuth"]["oidc"]["issuer"],
+            "https://mcp.example.com"
+        );
+        assert!(
+            !converted.config_yaml.contains("secret:"),
+            "no secret value, only names"
+        );
+    }
+
+    #[test]
+    fn a_mismatched_or_missing_sub_object_is_named() {
+        let cases = [
+            (
+                "  type: upstreamInject\n  headerInjection: { headerName: x, valueSecretRef: { name: a, key: b } }",
+                "upstreamInject configuration must be set if and only if type is 'upstreamInject'",
+            ),
+            (
+                "  type: unauthenticated\n  upstreamInject: { providerName: okta }",
+                "no configuration must be set when type is 'unauthenticated'",
+            ),
+            (
+                "  type: tokenExchange",
+                "tokenExchange configuration must be set if and only if type is 'tokenExchange'",
+            ),
+        ];
+        for (spec, expected) in cases {
+            let err = convert_resources(&resources(spec), &Registry::standard()).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("MCPExternalAuthConfig/jira: {expected}")
+            );
+        }
+    }
+
+    #[test]
+    fn the_section_5_rules_run_after_conversion() {
+        // V-02: the provider is not an upstream of the server.
+        let err = convert_resources(
+            &resources("  type: upstreamInject\n  upstreamInject: { providerName: github }"),
+            &Registry::standard(),
+        )
+        .unwrap_err();
+        let ConvertError::Invalid(violations) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(
+            violations[0].to_string(),
+            "V-02 outgoingAuth.backends.jira.upstreamInject.providerName: providerName \"github\" not found in authServer.upstreams (known: okta)"
+        );
+    }
+
+    #[test]
+    fn dangling_references_and_server_count_are_errors() {
+        let text = resources("  type: unauthenticated").replace("name: jira }", "name: nope }");
+        let err = convert_resources(&text, &Registry::standard()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"nope\", which is not in the input"),
+            "{err}"
+        );
+        let err = convert_resources("kind: Secret\n", &Registry::standard()).unwrap_err();
+        assert!(err.to_string().contains("no MCPAuthzServer"), "{err}");
+    }
+}
