@@ -296,7 +296,10 @@ pub fn check_sub_objects(spec: &MCPExternalAuthConfigSpec) -> Result<(), String>
     if present.iter().any(|(kind, set)| *kind == spec.kind && !set) {
         return Err(rule(spec.kind));
     }
-    match present.iter().find(|(kind, set)| *kind != spec.kind && *set) {
+    match present
+        .iter()
+        .find(|(kind, set)| *kind != spec.kind && *set)
+    {
         Some((extra, _)) => Err(rule(*extra)),
         None => Ok(()),
     }
