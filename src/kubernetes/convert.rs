@@ -429,7 +429,14 @@ pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, C
     }
 
     let mut config = json!({
-        "server": { "grpcAddr": "0.0.0.0:9191", "httpAddr": "0.0.0.0:9090", "resourceUrl": spec.resource_url },
+        // In a pod: reachable from Envoy's pods, and a delay so endpoints are removed before
+        // the listeners close (docs/operations.md, graceful shutdown).
+        "server": {
+            "grpcAddr": "0.0.0.0:9191",
+            "httpAddr": "0.0.0.0:9090",
+            "resourceUrl": spec.resource_url,
+            "shutdownDelaySeconds": 5,
+        },
         "outgoingAuth": outgoing,
     });
     let mut signing_key_secret = None;
@@ -487,6 +494,12 @@ pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, C
     }
     let mut env = secrets.0;
     env.sort();
+    if let Some(pair) = env.windows(2).find(|w| w[0].env == w[1].env) {
+        return Err(resource_error(format!(
+            "secret {:?} key {:?} and secret {:?} key {:?} both map to {}: rename one",
+            pair[0].secret, pair[0].key, pair[1].secret, pair[1].key, pair[0].env
+        )));
+    }
     Ok(Converted {
         config_yaml,
         env,
@@ -596,6 +609,19 @@ spec:
         assert_eq!(
             violations[0].to_string(),
             "V-02 outgoingAuth.backends.jira.upstreamInject.providerName: providerName \"github\" not found in authServer.upstreams (known: okta)"
+        );
+    }
+
+    #[test]
+    fn secret_references_that_would_share_a_variable_are_refused() {
+        let text = resources(
+            "  type: tokenExchange\n  tokenExchange: { tokenUrl: https://sts.example.com/token, clientId: c, clientSecretRef: { name: okta, key: oauth-client.secret } }",
+        );
+        let err = convert_resources(&text, &Registry::standard()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("both map to MCP_AUTHZ_SECRET_OKTA_OAUTH_CLIENT_SECRET"),
+            "{err}"
         );
     }
 
