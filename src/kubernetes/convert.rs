@@ -30,6 +30,9 @@ pub enum ConvertError {
         /// What is wrong.
         message: String,
     },
+    /// The input as a whole is unusable.
+    #[error("{0}")]
+    Input(&'static str),
     /// A resource is inconsistent (missing or mismatched sub-object, dangling reference).
     #[error("{resource}: {message}")]
     Resource {
@@ -360,38 +363,43 @@ pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, C
         if value.is_null() {
             continue;
         }
-        match value.get("kind").and_then(Value::as_str) {
-            Some("MCPAuthzServer") => servers.push(
-                serde_json::from_value::<MCPAuthzServer>(value)
-                    .map_err(|e| doc_error(format!("MCPAuthzServer: {e}")))?,
-            ),
-            Some("MCPExternalAuthConfig") => {
-                let resource: MCPExternalAuthConfig = serde_json::from_value(value)
-                    .map_err(|e| doc_error(format!("MCPExternalAuthConfig: {e}")))?;
-                let key = (
-                    resource.metadata.namespace.clone().unwrap_or_default(),
-                    resource.metadata.name.clone().unwrap_or_default(),
-                );
-                configs.insert(key, resource);
+        // `kubectl get -o yaml` prints several objects as one `kind: List`.
+        let items = match value.get("kind").and_then(Value::as_str) {
+            Some("List") => value
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            _ => vec![value],
+        };
+        for item in items {
+            match item.get("kind").and_then(Value::as_str) {
+                Some("MCPAuthzServer") => servers.push(
+                    serde_json::from_value::<MCPAuthzServer>(item)
+                        .map_err(|e| doc_error(format!("MCPAuthzServer: {e}")))?,
+                ),
+                Some("MCPExternalAuthConfig") => {
+                    let resource: MCPExternalAuthConfig = serde_json::from_value(item)
+                        .map_err(|e| doc_error(format!("MCPExternalAuthConfig: {e}")))?;
+                    let key = (
+                        resource.metadata.namespace.clone().unwrap_or_default(),
+                        resource.metadata.name.clone().unwrap_or_default(),
+                    );
+                    configs.insert(key, resource);
+                }
+                // Secrets, Deployments and the like may share the file.
+                Some(_) => {}
+                None => return Err(doc_error("not a Kubernetes resource (no kind)".to_owned())),
             }
-            // Secrets, Deployments and the like may share the file.
-            Some(_) => {}
-            None => return Err(doc_error("not a Kubernetes resource (no kind)".to_owned())),
         }
     }
     let server = match servers.as_slice() {
         [server] => server,
-        [] => {
-            return Err(ConvertError::Document {
-                index: 0,
-                message: "no MCPAuthzServer in the input".to_owned(),
-            })
-        }
+        [] => return Err(ConvertError::Input("no MCPAuthzServer in the input")),
         _ => {
-            return Err(ConvertError::Document {
-                index: 0,
-                message: "more than one MCPAuthzServer in the input".to_owned(),
-            })
+            return Err(ConvertError::Input(
+                "more than one MCPAuthzServer in the input",
+            ))
         }
     };
     let server_name = format!(
@@ -417,6 +425,12 @@ pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, C
     };
     let mut backends = Map::new();
     for backend in &spec.backends {
+        if backends.contains_key(&backend.name) {
+            return Err(resource_error(format!(
+                "backend {:?} is listed twice",
+                backend.name
+            )));
+        }
         let resource = lookup(&backend.external_auth_config_ref.name)?;
         backends.insert(
             backend.name.clone(),
@@ -635,6 +649,27 @@ spec:
             "{err}"
         );
         let err = convert_resources("kind: Secret\n", &Registry::standard()).unwrap_err();
-        assert!(err.to_string().contains("no MCPAuthzServer"), "{err}");
+        assert_eq!(err.to_string(), "no MCPAuthzServer in the input");
+        let twice = resources("  type: unauthenticated").replace(
+            "  backends:\n",
+            "  backends:\n    - { name: jira, externalAuthConfigRef: { name: jira } }\n",
+        );
+        let err = convert_resources(&twice, &Registry::standard()).unwrap_err();
+        assert!(
+            err.to_string().contains("backend \"jira\" is listed twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_kubectl_list_is_read_item_by_item() {
+        let docs: Vec<Value> =
+            yaml_serde::Deserializer::from_str(&resources("  type: unauthenticated"))
+                .map(|d| serde::Deserialize::deserialize(d).unwrap())
+                .collect();
+        let list =
+            yaml_serde::to_string(&json!({ "apiVersion": "v1", "kind": "List", "items": docs }))
+                .unwrap();
+        assert!(convert_resources(&list, &Registry::standard()).is_ok());
     }
 }
