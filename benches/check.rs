@@ -1,18 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 //! criterion: the in-process Check pipeline on its hot path (verified-token cache warm, memory
-//! store; exchanged-token cache hit), the response encoding, and one uncached ES256 verification
-//! for comparison.
+//! store; exchanged-token cache hit), the response encoding, one uncached ES256 verification, the
+//! signature check alone with each P-256 implementation available here, and the cache lookups.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{Algorithm, Header, Validation};
 use mcp_authz::app::State;
 use mcp_authz::authserver::SigningKey;
 use mcp_authz::response::encode::encode;
 use mcp_authz::secret::{Token, Tsid};
+use mcp_authz::strategy::token_exchange::{KeyParts, KeyPrefix};
 use mcp_authz::upstream::UpstreamToken;
 use mcp_authz::wire::CheckInput;
 
@@ -147,6 +150,55 @@ fn bench(c: &mut Criterion) {
             jsonwebtoken::decode::<serde_json::Value>(&jwt, &verifying.key, &validation).unwrap()
         })
     });
+
+    // The signature check alone, with each P-256 implementation available here.
+    let (signing_input, signature) = jwt.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let jwk = key.public_jwk();
+    let coordinate = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
+    let mut point = vec![4u8];
+    point.extend(coordinate("x"));
+    point.extend(coordinate("y"));
+    c.bench_function("es256/p256_rust_crypto", |b| {
+        use p256::ecdsa::signature::Verifier as _;
+        let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).unwrap();
+        let sig = p256::ecdsa::Signature::from_slice(&signature).unwrap();
+        b.iter(|| key.verify(signing_input.as_bytes(), &sig).unwrap())
+    });
+    c.bench_function("es256/aws_lc_rs", |b| {
+        let key = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+            &point,
+        );
+        b.iter(|| key.verify(signing_input.as_bytes(), &signature).unwrap())
+    });
+    c.bench_function("es256/ring", |b| {
+        let key = ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_FIXED,
+            &point,
+        );
+        b.iter(|| key.verify(signing_input.as_bytes(), &signature).unwrap())
+    });
+
+    // Cache lookups on their own.
+    let verifier = state.runtime().verifier.clone().unwrap();
+    rt.block_on(verifier.verify(&jwt)).unwrap();
+    c.bench_function("cache/verified_token_hit", |b| {
+        b.to_async(&rt)
+            .iter(|| async { verifier.verify(&jwt).await.unwrap() })
+    });
+    let scopes = ["read".to_owned()];
+    let prefix = KeyPrefix::new(KeyParts {
+        backend: "jira",
+        token_url: "https://sts.example.com/token",
+        client_id: Some("c"),
+        audience: Some("jira"),
+        scopes: &scopes,
+        subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
+        subject_provider: Some("github"),
+    });
+    let subject = Token::new("gho_16C7e42F292c6912E7710c838347Ae178B4a");
+    c.bench_function("cache/exchange_key", |b| b.iter(|| prefix.key(&subject)));
 }
 
 criterion_group!(benches, bench);

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use mcp_authz::wire::pb::auth::authorization_server::{Authorization, AuthorizationServer};
 use mcp_authz::wire::pb::auth::{check_response, CheckRequest, CheckResponse, OkHttpResponse};
 use mcp_authz::wire::pb::google::rpc::Status;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response};
 
 struct Noop;
@@ -44,7 +43,7 @@ fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tonic::transport::Server::builder()
                 .add_service(AuthorizationServer::new(Noop))
-                .serve_with_incoming(TcpListenerStream::new(listener))
+                .serve_with_incoming(mcp_authz::app::nodelay(listener))
                 .await?;
             Ok(())
         })
