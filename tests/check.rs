@@ -13,7 +13,8 @@ use common::{
     check, check_request, denied, header, logs, mode_b_config, ok, store_token, TestKey, TestServer,
 };
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 async fn server(key: &TestKey) -> TestServer {
@@ -156,13 +157,9 @@ async fn header_injection_sets_the_header_and_removes_the_callers_credential() {
     server.stop().await;
 }
 
-#[tokio::test]
-async fn client_sent_spellings_of_a_header_we_set_are_removed() {
-    let key = TestKey::new();
-    let server = server(&key).await;
-    let jwt = key.token("dora", None, serde_json::json!({}));
-    let mut request = check_request(Some(&format!("Bearer {jwt}")), Some("static"));
-    let http = request
+/// The HTTP request inside a CheckRequest built by `check_request`.
+fn http_of(request: &mut CheckRequest) -> &mut HttpRequest {
+    request
         .attributes
         .as_mut()
         .unwrap()
@@ -171,7 +168,16 @@ async fn client_sent_spellings_of_a_header_we_set_are_removed() {
         .unwrap()
         .http
         .as_mut()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn client_sent_spellings_of_a_header_we_set_are_removed() {
+    let key = TestKey::new();
+    let server = server(&key).await;
+    let jwt = key.token("dora", None, serde_json::json!({}));
+    let mut request = check_request(Some(&format!("Bearer {jwt}")), Some("static"));
+    let http = http_of(&mut request);
     for (name, value) in [
         ("x_api_key", "spoofed"),
         ("x-api-key", "client"),
@@ -202,16 +208,7 @@ async fn an_oversize_check_request_is_refused_not_allowed() {
     let key = TestKey::new();
     let server = server(&key).await;
     let mut request = check_request(Some("Bearer x"), Some("public"));
-    request
-        .attributes
-        .as_mut()
-        .unwrap()
-        .request
-        .as_mut()
-        .unwrap()
-        .http
-        .as_mut()
-        .unwrap()
+    http_of(&mut request)
         .headers
         .insert("x-padding".to_owned(), "p".repeat(256 * 1024));
     let status = server

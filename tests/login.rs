@@ -370,12 +370,7 @@ async fn an_expired_upstream_token_is_refreshed_before_injection() {
         .introspect(second.strip_prefix("Bearer ").unwrap())
         .await;
     assert_eq!(introspection["active"], true);
-    let metrics = reqwest::get(format!("http://{}/metrics", setup.server.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = setup.server.metrics().await;
     assert!(
         metrics.contains("mcp_authz_upstream_refresh_total{provider=\"okta\",result=\"ok\"} 1"),
         "{metrics}"

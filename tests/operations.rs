@@ -68,15 +68,6 @@ fn metric_value(text: &str, name: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
-async fn metrics(server: &TestServer) -> String {
-    reqwest::get(format!("http://{}/metrics", server.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// A token minted with the key the server itself uses (works with an ephemeral key too).
 fn token_from_runtime(server: &TestServer, sub: &str, tsid: &str) -> String {
     let runtime = server.state.runtime();
@@ -167,7 +158,7 @@ async fn a_reload_under_a_steady_stream_of_checks_fails_none_and_keeps_logins() 
         header_value(&response, "x-api-key").as_deref(),
         Some("new-value")
     );
-    let text = metrics(&server).await;
+    let text = server.metrics().await;
     assert_eq!(
         metric_value(&text, "mcp_authz_config_reload_failures_total"),
         2
@@ -585,7 +576,7 @@ async fn audit_events_and_logs_and_metrics_never_hold_a_token_secret_or_tsid() {
         "planted-client-secret",
         "xt-1",
     ];
-    let metrics_text = metrics(&server).await;
+    let metrics_text = server.metrics().await;
     let audit_text = lines.join("\n");
     for secret in secrets {
         assert!(!audit_text.contains(secret), "audit events hold a secret");

@@ -86,15 +86,6 @@ fn metric(text: &str, backend: &str, result: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
-async fn metrics(server: &TestServer) -> String {
-    reqwest::get(format!("http://{}/metrics", server.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 // ---------------------------------------------------------------- real OAuth server ----
 
 /// The real OAuth server (trusting `key`'s JWTs as subjects) and mcp-authz with backend `jira`
@@ -156,7 +147,7 @@ async fn real_server_exchanges_the_callers_jwt_and_the_cache_answers_the_next_ch
         "the second Check is a cache hit"
     );
 
-    let text = metrics(&server).await;
+    let text = server.metrics().await;
     assert_eq!(metric(&text, "jira", "miss"), 1);
     assert_eq!(metric(&text, "jira", "hit"), 1);
     logs().assert_never_logged(&[&jwt, exchanged, "exchanger-secret", "tsid-alice"]);
@@ -389,7 +380,7 @@ async fn two_hundred_concurrent_checks_for_one_cold_key_cause_one_exchange() {
         1,
         "single flight: exactly one request at the endpoint"
     );
-    let text = metrics(&fake.server).await;
+    let text = fake.server.metrics().await;
     assert_eq!(metric(&text, "x", "miss"), 1);
     assert_eq!(
         metric(&text, "x", "coalesced") + metric(&text, "x", "hit"),
@@ -476,14 +467,14 @@ async fn a_token_near_its_end_is_refreshed_in_the_background() {
     fake.sts.set_delay(Duration::from_millis(300));
     assert_eq!(fake.token(&auth).await, "Bearer xt-1");
     for _ in 0..50 {
-        if metric(&metrics(&fake.server).await, "x", "refresh") == 1 {
+        if metric(&fake.server.metrics().await, "x", "refresh") == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(fake.sts.calls(), 2, "one background refresh");
     assert_eq!(fake.token(&auth).await, "Bearer xt-2");
-    let text = metrics(&fake.server).await;
+    let text = fake.server.metrics().await;
     assert_eq!(metric(&text, "x", "refresh"), 1);
     assert_eq!(
         metric(&text, "x", "miss"),

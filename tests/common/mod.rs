@@ -187,6 +187,16 @@ impl TestServer {
             .unwrap()
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Stops the server and waits until both listeners have closed.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
