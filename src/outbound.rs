@@ -18,11 +18,6 @@ pub(crate) enum BodyError {
     Failed,
 }
 
-/// The transport failure of a request: a timeout or anything else.
-pub(crate) fn is_timeout(error: &reqwest::Error) -> bool {
-    error.is_timeout()
-}
-
 /// Reads at most `cap` bytes of body.
 pub(crate) async fn read_capped(
     mut response: reqwest::Response,
@@ -44,7 +39,7 @@ pub(crate) async fn read_capped(
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(e) if is_timeout(&e) => return Err(BodyError::Timeout),
+            Err(e) if e.is_timeout() => return Err(BodyError::Timeout),
             Err(_) => return Err(BodyError::Failed),
         }
     }

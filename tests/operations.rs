@@ -7,7 +7,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -168,10 +168,14 @@ async fn a_reload_under_a_steady_stream_of_checks_fails_none_and_keeps_logins() 
 
 // ---------------------------------------------------------------- the real binary ----
 
-/// The real `mcp-authz serve` on fixed loopback ports; killed on drop.
+/// The real `mcp-authz serve` on fresh loopback ports, its config file in a temp dir; killed on
+/// drop.
 struct Process {
     child: Child,
     grpc: u16,
+    path: PathBuf,
+    yaml: String,
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Process {
@@ -181,17 +185,33 @@ impl Drop for Process {
     }
 }
 
-fn spawn_serve(config_path: &Path, extra_args: &[&str]) -> Process {
+/// Writes `config(key, server_extra, memory, backends)` with fixed ports and starts the binary.
+fn spawn_serve(key: &TestKey, server_extra: &str, backends: &str, extra_args: &[&str]) -> Process {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    let (grpc, http) = (free_port(), free_port());
+    let yaml = with_ports(
+        &config(Some(key), server_extra, "{ type: memory }", backends),
+        grpc,
+        http,
+    );
+    std::fs::write(&path, &yaml).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_mcp-authz"))
         .arg("serve")
         .arg("--config")
-        .arg(config_path)
+        .arg(&path)
         .args(extra_args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    Process { child, grpc: 0 }
+    Process {
+        child,
+        grpc,
+        path,
+        yaml,
+        _dir: dir,
+    }
 }
 
 fn with_ports(yaml: &str, grpc: u16, http: u16) -> String {
@@ -240,22 +260,14 @@ async fn health(port: u16) -> i32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_running_binary() {
     let key = TestKey::new();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    let (grpc, http) = (free_port(), free_port());
-    let yaml = with_ports(
-        &config(
-            Some(&key),
-            "  audit: { enabled: false }",
-            "{ type: memory }",
-            "    static: { type: header_injection, headerInjection: { headerName: x-api-key, headerValue: before } }",
-        ),
-        grpc,
-        http,
+    // Only SIGHUP triggers a reload here (--watch-interval 0).
+    let mut process = spawn_serve(
+        &key,
+        "  audit: { enabled: false }",
+        "    static: { type: header_injection, headerInjection: { headerName: x-api-key, headerValue: before } }",
+        &["--watch-interval", "0"],
     );
-    std::fs::write(&path, &yaml).unwrap();
-    let mut process = spawn_serve(&path, &["--watch-interval", "0"]);
-    process.grpc = grpc;
+    let grpc = process.grpc;
     let mut client = connect(grpc).await;
     let auth = format!("Bearer {}", key.token("bea", None, serde_json::json!({})));
     let value = |response: CheckResponse| header_value(&response, "x-api-key");
@@ -266,11 +278,12 @@ async fn sighup_reloads_the_running_binary() {
     assert_eq!(value(response.into_inner()).as_deref(), Some("before"));
 
     std::fs::write(
-        &path,
-        yaml.replace("headerValue: before", "headerValue: after"),
+        &process.path,
+        process
+            .yaml
+            .replace("headerValue: before", "headerValue: after"),
     )
     .unwrap();
-    // Only SIGHUP triggers a reload here (--watch-interval 0).
     signal(&process, "HUP");
     let mut last = None;
     for _ in 0..100 {
@@ -295,25 +308,16 @@ async fn sigterm_during_a_burst_cuts_no_check_and_exits_zero() {
     let sts = FakeSts::start(Reply::Token { expires_in: 300 }).await;
     // Every Check below misses the exchange cache and waits 700 ms at the endpoint.
     sts.set_delay(Duration::from_millis(700));
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    let (grpc, http) = (free_port(), free_port());
-    let yaml = with_ports(
-        &config(
-            Some(&key),
-            "  audit: { enabled: false }\n  shutdownDelaySeconds: 1\n  shutdownGraceSeconds: 5",
-            "{ type: memory }",
-            &format!(
-                "    slow: {{ type: token_exchange, tokenExchange: {{ tokenUrl: \"{}\" }} }}",
-                sts.url
-            ),
+    let mut process = spawn_serve(
+        &key,
+        "  audit: { enabled: false }\n  shutdownDelaySeconds: 1\n  shutdownGraceSeconds: 5",
+        &format!(
+            "    slow: {{ type: token_exchange, tokenExchange: {{ tokenUrl: \"{}\" }} }}",
+            sts.url
         ),
-        grpc,
-        http,
+        &[],
     );
-    std::fs::write(&path, &yaml).unwrap();
-    let mut process = spawn_serve(&path, &[]);
-    process.grpc = grpc;
+    let grpc = process.grpc;
     let client = connect(grpc).await;
     for _ in 0..100 {
         if health(grpc).await == 1 {

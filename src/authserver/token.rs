@@ -141,22 +141,14 @@ async fn redeem_code(
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let digest = random::digest(code);
     let records = Records(store);
-    let Some(grant) = records.take::<CodeRecord>(&keys::code(&digest)).await? else {
-        // RFC 6749 §4.1.2: a code used twice revokes what it issued.
-        if let Some(family) = records.get::<String>(&keys::code_used(&digest)).await? {
-            records
-                .put(
-                    &keys::family_revoked(&family),
-                    &true,
-                    server.lifetimes.refresh_token,
-                )
-                .await?;
-            return Err(OAuthError::invalid_grant("authorization code already used"));
-        }
-        return Err(OAuthError::invalid_grant(
-            "invalid or expired authorization code",
-        ));
-    };
+    // RFC 6749 §4.1.2: a code used twice revokes what it issued.
+    let grant: CodeRecord = take_single_use(
+        server,
+        &records,
+        (&keys::code(&digest), &keys::code_used(&digest)),
+        "authorization code",
+    )
+    .await?;
     let family = random::token(16);
     records
         .put(

@@ -10,9 +10,7 @@ use tokio::sync::Mutex;
 
 use crate::config::{UpstreamConfig, UpstreamType};
 use crate::identity::{RemoteJwks, ALLOWED_ALGORITHMS};
-use crate::outbound::{
-    basic_auth, form_encode, is_timeout, read_capped, recognised_error_code, BodyError,
-};
+use crate::outbound::{basic_auth, form_encode, read_capped, recognised_error_code, BodyError};
 use crate::secret::{is_b64token, Token};
 
 /// Largest token or discovery response read from a provider.
@@ -341,7 +339,7 @@ impl UpstreamProvider {
             }
         }
         let response = request.body(form).send().await.map_err(|e| {
-            self.unavailable(if is_timeout(&e) {
+            self.unavailable(if e.is_timeout() {
                 "token endpoint timed out"
             } else {
                 "token endpoint unreachable"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use url::form_urlencoded;
 
-use crate::outbound::{basic_auth, is_timeout, read_capped, recognised_error_code, BodyError};
+use crate::outbound::{basic_auth, read_capped, recognised_error_code, BodyError};
 use crate::secret::{is_b64token, Token};
 
 /// `grant_type` of RFC 8693.
@@ -166,7 +166,7 @@ impl ExchangeRequest {
 }
 
 fn classify(error: reqwest::Error) -> ExchangeError {
-    if is_timeout(&error) {
+    if error.is_timeout() {
         ExchangeError::Timeout
     } else {
         ExchangeError::Unreachable
