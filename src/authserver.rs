@@ -11,7 +11,6 @@ pub mod error;
 pub mod keys;
 mod login;
 mod metadata;
-pub mod random;
 pub mod records;
 mod register;
 mod token;

@@ -10,31 +10,14 @@ use crate::app::State;
 use crate::config::runtime::Runtime;
 use crate::config::validate::is_header_text;
 use crate::identity::{bearer_token, IdentityError};
+pub use crate::response::CheckError;
 use crate::response::{Decision, Denial, Facts};
-use crate::strategy::{Backend, Mutations, StrategyContext, StrategyError};
+use crate::strategy::{Backend, Mutations, StrategyContext};
 use crate::telemetry::audit::{now_ms, AuditEvent};
 use crate::wire::CheckInput;
 
 /// Longest header value we ever emit (a bearer token of 16 KiB plus its scheme).
 const MAX_EMITTED_HEADER_BYTES: usize = 16 * 1024 + 16;
-
-/// Why a Check did not allow the request.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    /// The route names a backend that is not configured (misrouting fails closed).
-    #[error("unknown backend")]
-    UnknownBackend,
-    /// The caller could not be identified.
-    #[error("identity: {0}")]
-    Identity(#[source] IdentityError),
-    /// The backend's strategy could not produce a credential.
-    #[error("strategy: {0}")]
-    Strategy(#[source] StrategyError),
-    /// The strategy produced a header value that cannot be sent (never expected; denied rather
-    /// than passed on).
-    #[error("refusing to emit an invalid header value")]
-    InvalidHeaderValue,
-}
 
 /// Runs one Check against one runtime snapshot, and records its metrics and audit event.
 pub async fn check(
@@ -75,7 +58,15 @@ pub async fn check(
         }
     };
     let elapsed = started.elapsed();
-    state.metrics.record(backend, &decision, elapsed);
+    let outcome = match &decision {
+        Decision::Allow { .. } => "allow",
+        Decision::Deny(denial) => denial.reason,
+    };
+    state.metrics.record(
+        backend.map(|b| (&b.name, b.strategy.kind().as_str())),
+        outcome,
+        elapsed,
+    );
     if let Some(audit) = &state.audit {
         let (allowed, reason, grpc_status) = match &decision {
             Decision::Allow { .. } => (true, None, 0),

@@ -16,7 +16,8 @@
 //!   our tokens, dynamic client registration.
 //! - [`app`], [`http`], [`reload`], [`telemetry`]: wiring, the HTTP listener, hot reload, logs,
 //!   metrics and decision audit events.
-//! - [`secret`]: types that hold credentials and never print them.
+//! - [`secret`], [`random`], `time`: the ground floor: types that hold credentials and never
+//!   print them, unguessable values and their digests, the wall clock.
 
 pub mod app;
 pub mod authserver;
@@ -27,10 +28,12 @@ pub mod identity;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
 mod outbound;
+pub mod random;
 pub mod reload;
 pub mod response;
 pub mod secret;
 pub mod strategy;
 pub mod telemetry;
+mod time;
 pub mod upstream;
 pub mod wire;

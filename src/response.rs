@@ -7,7 +7,7 @@ pub mod encode;
 
 use std::sync::Arc;
 
-pub use denial::{Challenge, Denial, GrpcCode};
+pub use denial::{Challenge, CheckError, Denial, GrpcCode};
 
 use crate::strategy::{Mutations, StrategyKind};
 

@@ -20,8 +20,9 @@ pub use token_exchange::{ExchangeError, TokenExchange};
 pub use upstream_inject::UpstreamInject;
 
 use crate::identity::Identity;
+use crate::time::unix_now;
 use crate::upstream::{
-    unix_now, usable, Refresher, StoreError, UpstreamStore, UpstreamToken, UpstreamTokenNotFound,
+    usable, Refresher, StoreError, UpstreamStore, UpstreamToken, UpstreamTokenNotFound,
 };
 
 /// A backend named by the route, with its strategy.

@@ -10,7 +10,7 @@ mod redis;
 pub mod refresh;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -18,6 +18,7 @@ use tokio::time::Instant;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::secret::{is_b64token, Token, Tsid};
+use crate::time::unix_now;
 pub use idp::{IdpError, TokenSet, UpstreamProvider};
 pub use refresh::Refresher;
 
@@ -313,13 +314,6 @@ impl UpstreamStore {
             Self::Redis(r) => r.ping().await,
         }
     }
-}
-
-/// Seconds since the unix epoch.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

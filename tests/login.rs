@@ -197,7 +197,7 @@ impl Setup {
 }
 
 fn pkce() -> (String, String) {
-    let verifier = mcp_authz::authserver::random::token(32);
+    let verifier = mcp_authz::random::token(32);
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
@@ -407,7 +407,7 @@ async fn two_replicas_sharing_redis_refresh_an_expired_token_exactly_once() {
     let Ok(redis) = std::env::var("REDIS_URL") else {
         panic!("REDIS_URL must name a Redis; run scripts/test.sh");
     };
-    let prefix = format!("login-{}:", mcp_authz::authserver::random::token(6));
+    let prefix = format!("login-{}:", mcp_authz::random::token(6));
     let storage = format!(
         "{{ type: redis, redis: {{ url: \"{redis}\", keyPrefix: \"{prefix}\", timeoutMs: 500 }} }}"
     );

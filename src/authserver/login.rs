@@ -19,10 +19,12 @@ use serde::Deserialize;
 use super::records::{
     keys, ClientRecord, CodeRecord, LegSecrets, LegTokens, PendingLogin, Records,
 };
-use super::{parts, random, AuthServer, OAuthError};
+use super::{parts, AuthServer, OAuthError};
 use crate::app::State;
+use crate::random;
 use crate::secret::{Token, Tsid};
-use crate::upstream::{unix_now, IdpError, UpstreamStore, UpstreamToken};
+use crate::time::unix_now;
+use crate::upstream::{IdpError, UpstreamStore, UpstreamToken};
 
 /// Longest `state` a client may send (echoed back in the redirect).
 const MAX_STATE_LENGTH: usize = 1024;

@@ -124,7 +124,7 @@ pub mod keys {
     }
     /// A login in progress, by the upstream `state`.
     pub fn pending(state: &str) -> String {
-        format!("as:pending:{}", super::super::random::digest(state))
+        format!("as:pending:{}", crate::random::digest(state))
     }
     /// An unredeemed code, by digest.
     pub fn code(digest: &str) -> String {

@@ -11,8 +11,9 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::records::{keys, ClientRecord, Records, CLIENT_TTL};
-use super::{parts, random, OAuthError};
+use super::{parts, OAuthError};
 use crate::app::State;
+use crate::random;
 
 const MAX_REDIRECT_URIS: usize = 10;
 const MAX_URI_LENGTH: usize = 2000;
@@ -126,7 +127,7 @@ pub(super) async fn register(
         .await?;
     let mut body = serde_json::json!({
         "client_id": client_id,
-        "client_id_issued_at": crate::upstream::unix_now(),
+        "client_id_issued_at": crate::time::unix_now(),
         "redirect_uris": record.redirect_uris,
         "token_endpoint_auth_method": record.token_endpoint_auth_method,
         "grant_types": ["authorization_code", "refresh_token"],

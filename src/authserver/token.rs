@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::records::{keys, ClientRecord, CodeRecord, Records, RefreshRecord};
-use super::{parts, random, AuthServer, OAuthError};
+use super::{parts, AuthServer, OAuthError};
 use crate::app::State;
-use crate::upstream::{unix_now, UpstreamStore};
+use crate::random;
+use crate::time::unix_now;
+use crate::upstream::UpstreamStore;
 
 /// The token request form.
 #[derive(Debug, Deserialize)]

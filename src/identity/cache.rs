@@ -11,7 +11,7 @@ use moka::Expiry;
 
 use super::Identity;
 use crate::secret::TokenDigest;
-use crate::upstream::unix_now;
+use crate::time::unix_now;
 
 /// Verified identities by token digest.
 pub(crate) struct VerifiedCache {

@@ -3,10 +3,27 @@
 //! `WWW-Authenticate` and RFC 6750 JSON body. The match is exhaustive on purpose: a new error
 //! kind cannot compile without a row here.
 
-use crate::check::CheckError;
 use crate::identity::IdentityError;
 use crate::strategy::{ExchangeError, StrategyError};
 use crate::upstream::{StoreError, UpstreamTokenNotFound};
+
+/// Why a Check did not allow the request.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The route names a backend that is not configured (misrouting fails closed).
+    #[error("unknown backend")]
+    UnknownBackend,
+    /// The caller could not be identified.
+    #[error("identity: {0}")]
+    Identity(#[source] IdentityError),
+    /// The backend's strategy could not produce a credential.
+    #[error("strategy: {0}")]
+    Strategy(#[source] StrategyError),
+    /// The strategy produced a header value that cannot be sent (never expected; denied rather
+    /// than passed on).
+    #[error("refusing to emit an invalid header value")]
+    InvalidHeaderValue,
+}
 
 /// The gRPC status of a denial. Only 16 and 7 are denials to Envoy; 14 is an error, which with
 /// `failure_mode_allow: false` still stops the request (and we send the 503 ourselves).

@@ -23,7 +23,7 @@ pub use key::{CacheKey, KeyParts, KeyPrefix};
 use super::{Mutations, StrategyContext, StrategyError, AUTHORIZATION_NAME};
 use crate::secret::Token;
 use crate::telemetry::metrics::{ExchangeMetrics, ExchangeResult};
-use crate::upstream::unix_now;
+use crate::time::unix_now;
 
 /// Kept back from the Check's deadline for answering Envoy.
 const RESPONSE_MARGIN: Duration = Duration::from_millis(10);

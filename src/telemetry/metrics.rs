@@ -12,9 +12,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::response::Decision;
-use crate::strategy::Backend;
-
 /// A shared string label value (a backend name), cloned without allocating.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Name(Arc<str>);
@@ -236,15 +233,17 @@ impl Metrics {
             .inc();
     }
 
-    /// Records one Check.
-    pub fn record(&self, backend: Option<&Backend>, decision: &Decision, elapsed: Duration) {
+    /// Records one Check: its backend (name and strategy kind, `None` when the route named an
+    /// unknown backend), its outcome (`allow` or the denial's reason code) and its duration.
+    pub fn record(
+        &self,
+        backend: Option<(&Arc<str>, &'static str)>,
+        outcome: &'static str,
+        elapsed: Duration,
+    ) {
         let (name, strategy) = match backend {
-            Some(b) => (Name(b.name.clone()), b.strategy.kind().as_str()),
+            Some((name, kind)) => (Name(name.clone()), kind),
             None => (self.unknown_backend.clone(), "none"),
-        };
-        let outcome = match decision {
-            Decision::Allow { .. } => "allow",
-            Decision::Deny(denial) => denial.reason,
         };
         self.checks
             .get_or_create(&CheckLabels {

@@ -9,8 +9,9 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use tokio::time::Instant;
 
-use super::{unix_now, StoreError, UpstreamToken, DEFAULT_REFRESH_LIFETIME};
+use super::{StoreError, UpstreamToken, DEFAULT_REFRESH_LIFETIME};
 use crate::secret::Tsid;
+use crate::time::unix_now;
 
 /// A Redis-backed store; the connection is made lazily and re-made after failures.
 pub struct RedisStore {

@@ -17,9 +17,10 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::idp::{IdpError, UpstreamProvider};
-use super::{unix_now, StoreError, UpstreamStore, UpstreamToken, UpstreamTokenNotFound};
+use super::{StoreError, UpstreamStore, UpstreamToken, UpstreamTokenNotFound};
 use crate::secret::Tsid;
 use crate::telemetry::metrics::RefreshMetrics;
+use crate::time::unix_now;
 
 /// How long a replica may hold the refresh lock (longer than one refresh can take).
 const LOCK_TTL: Duration = Duration::from_secs(15);
@@ -171,7 +172,7 @@ impl Job {
         &self,
         deadline: Instant,
     ) -> Result<(Arc<UpstreamToken>, Refreshed), StoreError> {
-        let owner = crate::authserver::random::token(16);
+        let owner = crate::random::token(16);
         loop {
             if self
                 .store
