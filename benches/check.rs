@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
         subject: None,
         client_id: None,
     };
-    rt.block_on(state.runtime().store.as_ref().unwrap().put(
+    rt.block_on(state.runtime().pipeline.store.as_ref().unwrap().put(
         &Tsid::new("Q2ZJ7K4V3M6N8P1R5T9W0X2Y4Z6A8C0E"),
         "github",
         &upstream,
@@ -115,7 +115,13 @@ fn bench(c: &mut Criterion) {
 
     c.bench_function("check/upstream_inject_warm", |b| {
         b.to_async(&rt).iter(|| async {
-            mcp_authz::check::check(&state, &state.runtime(), &input, deadline()).await
+            mcp_authz::check::check(
+                &state.runtime().pipeline,
+                state.record(),
+                &input,
+                deadline(),
+            )
+            .await
         })
     });
     let exchange_input = CheckInput {
@@ -123,20 +129,34 @@ fn bench(c: &mut Criterion) {
         ..input
     };
     let warm = rt.block_on(mcp_authz::check::check(
-        &state,
-        &state.runtime(),
+        &state.runtime().pipeline,
+        state.record(),
         &exchange_input,
         deadline(),
     ));
     assert!(matches!(warm, mcp_authz::response::Decision::Allow { .. }));
     c.bench_function("check/token_exchange_cache_hit", |b| {
         b.to_async(&rt).iter(|| async {
-            mcp_authz::check::check(&state, &state.runtime(), &exchange_input, deadline()).await
+            mcp_authz::check::check(
+                &state.runtime().pipeline,
+                state.record(),
+                &exchange_input,
+                deadline(),
+            )
+            .await
         })
     });
     c.bench_function("check/upstream_inject_warm_with_encode", |b| {
         b.to_async(&rt).iter(|| async {
-            encode(mcp_authz::check::check(&state, &state.runtime(), &input, deadline()).await)
+            encode(
+                mcp_authz::check::check(
+                    &state.runtime().pipeline,
+                    state.record(),
+                    &input,
+                    deadline(),
+                )
+                .await,
+            )
         })
     });
 
@@ -181,7 +201,7 @@ fn bench(c: &mut Criterion) {
     });
 
     // Cache lookups on their own.
-    let verifier = state.runtime().verifier.clone().unwrap();
+    let verifier = state.runtime().pipeline.verifier.clone().unwrap();
     rt.block_on(verifier.verify(&jwt)).unwrap();
     c.bench_function("cache/verified_token_hit", |b| {
         b.to_async(&rt)

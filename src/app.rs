@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Wiring: builds the shared [`State`] from a config and runs both listeners until shutdown.
 
+pub mod build;
+pub mod grpc;
+pub mod http;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,18 +12,20 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+pub use build::Runtime;
+use grpc::AuthorizationService;
+
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 
-use crate::config::runtime::Runtime;
+use crate::check::Record;
 use crate::config::{Config, ConfigError, Environment, Violation};
 use crate::telemetry::audit::Audit;
 use crate::telemetry::metrics::Metrics;
 use crate::wire::pb::auth::authorization_server::AuthorizationServer;
 use crate::wire::pb::FILE_DESCRIPTOR_SET;
-use crate::wire::AuthorizationService;
 
 /// Everything a Check or an HTTP handler reads; shared behind an `Arc`.
 #[derive(Debug)]
@@ -32,6 +38,21 @@ pub struct State {
     pub ready: AtomicBool,
     /// Decision audit events, when enabled.
     pub audit: Option<Audit>,
+}
+
+impl crate::authserver::Current for State {
+    fn auth_server(
+        &self,
+    ) -> Option<(
+        Arc<crate::authserver::AuthServer>,
+        Arc<crate::upstream::UpstreamStore>,
+    )> {
+        let runtime = self.runtime();
+        match (&runtime.auth_server, &runtime.pipeline.store) {
+            (Some(server), Some(store)) => Some((server.clone(), store.clone())),
+            _ => None,
+        }
+    }
 }
 
 /// Why the service could not start or stopped with an error.
@@ -61,8 +82,7 @@ impl State {
         env: &dyn Environment,
     ) -> Result<(Arc<Self>, Vec<Violation>), ConfigError> {
         let metrics = Metrics::new();
-        let (runtime, warnings) =
-            crate::config::runtime::build(config, env, &metrics, None).await?;
+        let (runtime, warnings) = build::build(config, env, &metrics, None).await?;
         let audit = Audit::start(&config.server.audit, metrics.audit_dropped.clone())
             .await
             .map_err(|e| ConfigError::Resource {
@@ -76,6 +96,14 @@ impl State {
             audit,
         });
         Ok((state, warnings))
+    }
+
+    /// Where a Check records its metrics and audit event.
+    pub fn record(&self) -> Record<'_> {
+        Record {
+            metrics: &self.metrics,
+            audit: self.audit.as_ref(),
+        }
     }
 
     /// The current runtime. A Check takes it once and uses it throughout, so it never sees half
@@ -118,8 +146,7 @@ impl State {
                     .to_owned(),
             });
         }
-        let (runtime, warnings) =
-            crate::config::runtime::build(config, env, &self.metrics, Some(&current)).await?;
+        let (runtime, warnings) = build::build(config, env, &self.metrics, Some(&current)).await?;
         self.runtime.store(Arc::new(runtime));
         Ok(warnings)
     }
@@ -180,8 +207,8 @@ pub async fn run(
                 .max_decoding_message_size(server_config.max_check_request_bytes),
         )
         .serve_with_incoming_shutdown(nodelay(grpc), grpc_stop);
-    let http_server = axum::serve(http, crate::http::router(state))
-        .with_graceful_shutdown(wait_for(stop_rx.clone()));
+    let http_server =
+        axum::serve(http, http::router(state)).with_graceful_shutdown(wait_for(stop_rx.clone()));
     let http_server = async move { http_server.await };
 
     // Shutdown: report NOT_SERVING first, give load balancers `shutdownDelaySeconds` to notice,
@@ -244,7 +271,7 @@ async fn watch_readiness(
     let mut store_seen = false;
     loop {
         let drain = *draining.borrow();
-        let store_answers = match &state.runtime().store {
+        let store_answers = match &state.runtime().pipeline.store {
             Some(store) => store.ping().await,
             None => true,
         };

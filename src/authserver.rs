@@ -25,7 +25,6 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 pub use error::OAuthError;
 pub use keys::SigningKey;
 
-use crate::app::State;
 use crate::config::AuthServerConfig;
 use crate::upstream::{UpstreamProvider, UpstreamStore};
 
@@ -111,10 +110,23 @@ impl AuthServer {
     }
 }
 
-/// The server's endpoints, mounted on the HTTP listener when `authServer` is configured.
-pub fn router(state: &Arc<State>) -> Router<Arc<State>> {
-    let runtime = state.runtime();
-    let Some(server) = &runtime.auth_server else {
+/// How the endpoints reach the authorization server of the running configuration, which a
+/// reload may replace.
+pub trait Current: Send + Sync + 'static {
+    /// The authorization server and its store, when one is configured.
+    fn auth_server(&self) -> Option<(Arc<AuthServer>, Arc<UpstreamStore>)>;
+}
+
+/// What every endpoint handler holds.
+pub type Handle = Arc<dyn Current>;
+
+/// The server's endpoints, mounted on the HTTP listener when `authServer` is configured
+/// (`server` gives their paths; `handle` the server each request uses).
+pub fn router<S: Clone + Send + Sync + 'static>(
+    server: Option<&AuthServer>,
+    handle: Handle,
+) -> Router<S> {
+    let Some(server) = server else {
         return Router::new();
     };
     let base = &server.base_path;
@@ -131,13 +143,10 @@ pub fn router(state: &Arc<State>) -> Router<Arc<State>> {
         .route(&format!("{base}/oauth/authorize"), get(login::authorize))
         .route(&format!("{base}/oauth/callback"), get(login::callback))
         .route(&format!("{base}/oauth/token"), post(token::token))
+        .with_state(handle)
 }
 
 /// The server and its store (of the current runtime), for a handler.
-fn parts(state: &State) -> Result<(Arc<AuthServer>, Arc<UpstreamStore>), OAuthError> {
-    let runtime = state.runtime();
-    match (&runtime.auth_server, &runtime.store) {
-        (Some(server), Some(store)) => Ok((server.clone(), store.clone())),
-        _ => Err(OAuthError::server_error()),
-    }
+fn parts(handle: &Handle) -> Result<(Arc<AuthServer>, Arc<UpstreamStore>), OAuthError> {
+    handle.auth_server().ok_or_else(OAuthError::server_error)
 }

@@ -6,35 +6,62 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use crate::app::State;
-use crate::config::runtime::Runtime;
 use crate::config::validate::is_header_text;
-use crate::identity::{bearer_token, IdentityError};
+use crate::identity::{bearer_token, IdentityError, Verifier};
 pub use crate::response::CheckError;
-use crate::response::{Decision, Denial, Facts};
-use crate::strategy::{Backend, Mutations, StrategyContext};
-use crate::telemetry::audit::{now_ms, AuditEvent};
+use crate::response::{Challenge, Decision, Denial, Facts};
+use crate::strategy::{Backend, Backends, Mutations, StrategyContext};
+use crate::telemetry::audit::{now_ms, Audit, AuditEvent};
+use crate::telemetry::metrics::Metrics;
+use crate::upstream::{Refresher, UpstreamStore};
 use crate::wire::CheckInput;
 
 /// Longest header value we ever emit (a bearer token of 16 KiB plus its scheme).
 const MAX_EMITTED_HEADER_BYTES: usize = 16 * 1024 + 16;
 
-/// Runs one Check against one runtime snapshot, and records its metrics and audit event.
+/// Everything one Check reads, built from a valid config (one snapshot per Check, so a Check
+/// never sees half of a reload).
+#[derive(Debug)]
+pub struct Pipeline {
+    /// `context_extensions` key naming the backend.
+    pub backend_key: Box<str>,
+    /// Strategies per backend.
+    pub backends: Backends,
+    /// JWT verifier (with its cache); `None` with anonymous incoming auth.
+    pub verifier: Option<Arc<Verifier>>,
+    /// Upstream token store; present with an authorization server.
+    pub store: Option<Arc<UpstreamStore>>,
+    /// Realm and metadata URL of our 401 challenges.
+    pub challenge: Challenge,
+    /// Refreshes expired upstream tokens in the Check path.
+    pub refresher: Option<Refresher>,
+}
+
+/// Where a Check records its metrics and, when enabled, its audit event.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// Metric handles.
+    pub metrics: &'a Metrics,
+    /// Decision audit events, when enabled.
+    pub audit: Option<&'a Audit>,
+}
+
+/// Runs one Check through `pipeline`, and records its metrics and audit event.
 pub async fn check(
-    state: &State,
-    runtime: &Runtime,
+    pipeline: &Pipeline,
+    record: Record<'_>,
     input: &CheckInput<'_>,
     deadline: Instant,
 ) -> Decision {
     let started = Instant::now();
-    let backend = runtime.backends.resolve(input.backend);
+    let backend = pipeline.backends.resolve(input.backend);
     let mut subject = None;
     let mut identity_cache_hit = false;
     let result = match backend {
         Some(backend) => {
             allow(
-                state,
-                runtime,
+                record.metrics,
+                pipeline,
                 backend,
                 input,
                 deadline,
@@ -47,7 +74,7 @@ pub async fn check(
     let decision = match result {
         Ok(decision) => decision,
         Err(error) => {
-            let denial = Denial::from_error(&error, &runtime.challenge);
+            let denial = Denial::from_error(&error, &pipeline.challenge);
             tracing::debug!(
                 backend = backend.map_or("<unknown>", |b| &*b.name),
                 reason = denial.reason,
@@ -62,12 +89,12 @@ pub async fn check(
         Decision::Allow { .. } => "allow",
         Decision::Deny(denial) => denial.reason,
     };
-    state.metrics.record(
+    record.metrics.record(
         backend.map(|b| (&b.name, b.strategy.kind().as_str())),
         outcome,
         elapsed,
     );
-    if let Some(audit) = &state.audit {
+    if let Some(audit) = record.audit {
         let (allowed, reason, grpc_status) = match &decision {
             Decision::Allow { .. } => (true, None, 0),
             Decision::Deny(d) => (false, Some(d.reason), d.grpc.code()),
@@ -90,21 +117,21 @@ pub async fn check(
 }
 
 async fn allow(
-    state: &State,
-    runtime: &Runtime,
+    metrics: &Metrics,
+    pipeline: &Pipeline,
     backend: &Backend,
     input: &CheckInput<'_>,
     deadline: Instant,
     (subject, cache_hit): (&mut Option<Arc<str>>, &mut bool),
 ) -> Result<Decision, CheckError> {
-    let identity = match &runtime.verifier {
+    let identity = match &pipeline.verifier {
         Some(verifier) => {
             if input.ambiguous_authorization {
                 return Err(CheckError::Identity(IdentityError::Malformed));
             }
             let token = bearer_token(input.authorization).map_err(CheckError::Identity)?;
             let (identity, hit) = verifier.verify(token).await.map_err(CheckError::Identity)?;
-            state.metrics.identity_cache(hit);
+            metrics.identity_cache(hit);
             *subject = Some(identity.subject.clone());
             *cache_hit = hit;
             Some(identity)
@@ -113,8 +140,8 @@ async fn allow(
     };
     let ctx = StrategyContext {
         identity: identity.as_deref(),
-        store: runtime.store.as_ref(),
-        refresher: runtime.refresher.as_ref(),
+        store: pipeline.store.as_ref(),
+        refresher: pipeline.refresher.as_ref(),
         deadline,
     };
     let mut mutations = backend

@@ -7,7 +7,6 @@
 //! path uses, which cannot be invalid.
 
 pub mod load;
-pub mod runtime;
 pub mod validate;
 
 use std::collections::BTreeMap;

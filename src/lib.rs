@@ -14,7 +14,7 @@
 //! - [`config`]: the YAML file, its validation rules and the runtime form built from it.
 //! - [`authserver`]: the embedded authorization server: login through every upstream IdP,
 //!   our tokens, dynamic client registration.
-//! - [`app`], [`http`], [`reload`], [`telemetry`]: wiring, the HTTP listener, hot reload, logs,
+//! - [`app`], `app::http`, [`reload`], [`telemetry`]: wiring, the HTTP listener, hot reload, logs,
 //!   metrics and decision audit events.
 //! - [`secret`], [`random`], `time`: the ground floor: types that hold credentials and never
 //!   print them, unguessable values and their digests, the wall clock.
@@ -23,7 +23,6 @@ pub mod app;
 pub mod authserver;
 pub mod check;
 pub mod config;
-pub mod http;
 pub mod identity;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;

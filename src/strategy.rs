@@ -9,6 +9,7 @@ mod mutations;
 pub mod token_exchange;
 mod upstream_inject;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -24,6 +25,32 @@ use crate::time::unix_now;
 use crate::upstream::{
     usable, Refresher, StoreError, UpstreamStore, UpstreamToken, UpstreamTokenNotFound,
 };
+
+/// Name used for the default strategy in metrics and metadata.
+pub const DEFAULT_BACKEND: &str = "default";
+
+/// Backends by name, plus the default.
+#[derive(Debug)]
+pub struct Backends {
+    by_name: HashMap<Box<str>, Backend>,
+    default: Backend,
+}
+
+impl Backends {
+    /// The named backends and the default.
+    pub fn new(by_name: HashMap<Box<str>, Backend>, default: Backend) -> Self {
+        Self { by_name, default }
+    }
+
+    /// The backend a route names; the default when it names none; `None` when the name is not
+    /// configured.
+    pub fn resolve(&self, name: Option<&str>) -> Option<&Backend> {
+        match name {
+            None => Some(&self.default),
+            Some(name) => self.by_name.get(name),
+        }
+    }
+}
 
 /// A backend named by the route, with its strategy.
 #[derive(Debug)]

@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The Envoy boundary. Only `wire` (input) and `response::encode` (output) see protobuf types.
+//! The Envoy boundary. Only `wire` (input) and `response::encode` (output) see protobuf types;
+//! the tonic service that joins them is `app::grpc`.
 
 pub mod pb;
 pub mod request;
-pub mod service;
 
 pub use request::CheckInput;
-pub use service::AuthorizationService;

@@ -30,7 +30,7 @@ async fn backends_receive_exactly_their_credential_through_real_envoy() {
         ),
     );
     let server = TestServer::start(&config).await;
-    let store = server.state.runtime().store.clone().unwrap();
+    let store = server.state.runtime().pipeline.store.clone().unwrap();
     let upstream = UpstreamToken {
         access_token: Token::new("gho_e2e_upstream_token"),
         refresh_token: None,

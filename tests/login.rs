@@ -109,7 +109,7 @@ impl Setup {
     }
 
     fn memory_records(&self) -> usize {
-        match &**self.server.state.runtime().store.as_ref().unwrap() {
+        match &**self.server.state.runtime().pipeline.store.as_ref().unwrap() {
             UpstreamStore::Memory(m) => m.record_count(),
             UpstreamStore::Redis(_) => panic!("memory store expected"),
         }

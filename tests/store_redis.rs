@@ -42,7 +42,7 @@ async fn records_follow_storage_schema_v1_with_ttl() {
     logs();
     let key = TestKey::new();
     let server = TestServer::start(&mode_b_config(&key.path, &redis_storage("schema-test:"))).await;
-    let store = server.state.runtime().store.clone().unwrap();
+    let store = server.state.runtime().pipeline.store.clone().unwrap();
     let expires_at = common::now() + 3600;
     let token = UpstreamToken {
         access_token: Token::new("gho_schema_v1"),

@@ -19,8 +19,8 @@ use serde::Deserialize;
 use super::records::{
     keys, ClientRecord, CodeRecord, LegSecrets, LegTokens, PendingLogin, Records,
 };
+use super::Handle;
 use super::{parts, AuthServer, OAuthError};
-use crate::app::State;
 use crate::random;
 use crate::secret::{Token, Tsid};
 use crate::time::unix_now;
@@ -124,7 +124,7 @@ fn client_error(
 
 /// The server, its store and the parsed query.
 fn prologue<P>(
-    state: &State,
+    state: &Handle,
     params: Result<Query<P>, QueryRejection>,
 ) -> Result<(Arc<AuthServer>, Arc<UpstreamStore>, P), OAuthError> {
     let (server, store) = parts(state)?;
@@ -134,7 +134,7 @@ fn prologue<P>(
 
 /// `GET /oauth/authorize`.
 pub(super) async fn authorize(
-    AxumState(state): AxumState<Arc<State>>,
+    AxumState(state): AxumState<Handle>,
     params: Result<Query<AuthorizeParams>, QueryRejection>,
 ) -> Response {
     let (server, store, params) = match prologue(&state, params) {
@@ -274,7 +274,7 @@ async fn start_leg(
 
 /// `GET /oauth/callback`.
 pub(super) async fn callback(
-    AxumState(state): AxumState<Arc<State>>,
+    AxumState(state): AxumState<Handle>,
     params: Result<Query<CallbackParams>, QueryRejection>,
 ) -> Response {
     let (server, store, params) = match prologue(&state, params) {

@@ -2,18 +2,16 @@
 //! Discovery: RFC 8414 authorization-server metadata (also served at the OIDC discovery path,
 //! which some MCP clients try first) and the JWKS of our signing key.
 
-use std::sync::Arc;
-
 use axum::extract::State as AxumState;
 use axum::response::IntoResponse;
 use axum::Json;
 
+use super::Handle;
 use super::{parts, OAuthError};
-use crate::app::State;
 
 /// `GET /.well-known/oauth-authorization-server`.
 pub(super) async fn authorization_server(
-    AxumState(state): AxumState<Arc<State>>,
+    AxumState(state): AxumState<Handle>,
 ) -> Result<impl IntoResponse, OAuthError> {
     let (server, _) = parts(&state)?;
     Ok(Json(serde_json::json!({
@@ -36,7 +34,7 @@ pub(super) async fn authorization_server(
 
 /// `GET /.well-known/jwks.json`.
 pub(super) async fn jwks(
-    AxumState(state): AxumState<Arc<State>>,
+    AxumState(state): AxumState<Handle>,
 ) -> Result<impl IntoResponse, OAuthError> {
     let (server, _) = parts(&state)?;
     Ok(Json(

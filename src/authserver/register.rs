@@ -2,7 +2,6 @@
 //! RFC 7591 dynamic client registration: MCP clients register themselves before the first login.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use axum::extract::State as AxumState;
 use axum::http::StatusCode;
@@ -11,8 +10,8 @@ use axum::Json;
 use serde::Deserialize;
 
 use super::records::{keys, ClientRecord, Records, CLIENT_TTL};
+use super::Handle;
 use super::{parts, OAuthError};
-use crate::app::State;
 use crate::random;
 
 const MAX_REDIRECT_URIS: usize = 10;
@@ -57,7 +56,7 @@ fn is_allowed_redirect_uri(uri: &str) -> bool {
 
 /// `POST /oauth/register`.
 pub(super) async fn register(
-    AxumState(state): AxumState<Arc<State>>,
+    AxumState(state): AxumState<Handle>,
     request: Result<Json<RegistrationRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<impl IntoResponse, OAuthError> {
     let (_, store) = parts(&state)?;

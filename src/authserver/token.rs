@@ -2,8 +2,6 @@
 //! `/oauth/token`: `authorization_code` (with PKCE) and `refresh_token` (rotated on every use; a
 //! reused one revokes its whole family). Access tokens are ES256 JWTs carrying `tsid`.
 
-use std::sync::Arc;
-
 use axum::extract::State as AxumState;
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
@@ -14,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::records::{keys, ClientRecord, CodeRecord, Records, RefreshRecord};
+use super::Handle;
 use super::{parts, AuthServer, OAuthError};
-use crate::app::State;
 use crate::random;
 use crate::time::unix_now;
 use crate::upstream::UpstreamStore;
@@ -105,7 +103,7 @@ async fn authenticate(
 
 /// `POST /oauth/token`.
 pub(super) async fn token(
-    AxumState(state): AxumState<Arc<State>>,
+    AxumState(state): AxumState<Handle>,
     headers: HeaderMap,
     params: Result<Form<TokenParams>, axum::extract::rejection::FormRejection>,
 ) -> Result<impl IntoResponse, OAuthError> {

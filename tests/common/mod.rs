@@ -260,7 +260,7 @@ pub async fn store_token(
     access: &str,
     expires_at: Option<u64>,
 ) {
-    let store = server.state.runtime().store.clone().unwrap();
+    let store = server.state.runtime().pipeline.store.clone().unwrap();
     let token = UpstreamToken {
         access_token: Token::new(access),
         refresh_token: None,

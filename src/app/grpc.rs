@@ -7,11 +7,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
-use super::pb::auth::authorization_server::Authorization;
-use super::pb::auth::{CheckRequest, CheckResponse};
-use super::CheckInput;
-use crate::app::State;
+use super::State;
 use crate::response::encode::encode;
+use crate::wire::pb::auth::authorization_server::Authorization;
+use crate::wire::pb::auth::{CheckRequest, CheckResponse};
+use crate::wire::CheckInput;
 
 /// Used when the caller sends no `grpc-timeout` (Envoy always does; grpcurl may not).
 const DEFAULT_BUDGET: Duration = Duration::from_millis(500);
@@ -44,8 +44,9 @@ impl Authorization for AuthorizationService {
                 .unwrap_or(DEFAULT_BUDGET);
         let request = request.into_inner();
         let runtime = self.state.runtime();
-        let input = CheckInput::from_request(&request, &runtime.backend_key);
-        let decision = crate::check::check(&self.state, &runtime, &input, deadline).await;
+        let pipeline = &runtime.pipeline;
+        let input = CheckInput::from_request(&request, &pipeline.backend_key);
+        let decision = crate::check::check(pipeline, self.state.record(), &input, deadline).await;
         Ok(Response::new(encode(decision)))
     }
 }

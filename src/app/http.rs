@@ -11,7 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::app::State;
+use super::State;
 
 /// The router for the HTTP listener.
 pub fn router(state: Arc<State>) -> Router {
@@ -28,7 +28,10 @@ pub fn router(state: Arc<State>) -> Router {
         );
     }
     router
-        .merge(crate::authserver::router(&state))
+        .merge(crate::authserver::router(
+            state.runtime().auth_server.as_deref(),
+            state.clone(),
+        ))
         .with_state(state)
 }
 

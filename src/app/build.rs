@@ -1,19 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Validated runtime configuration: what the Check path uses, built once at load, after every
-//! rule of `validate` has passed. Backend names are shared `Arc<str>`s and header names are
-//! lower-cased here, so the hot path only clones.
+//! Assembly: builds every subsystem from a valid config, once at load and again on reload
+//! (keeping what the new config does not change). Backend names are shared `Arc<str>`s and
+//! header names are lower-cased here, so the hot path only clones.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::validate::normalize_subject_token_type;
-use super::{
-    validate, Config, ConfigError, Environment, IncomingAuthType, StorageType, StrategyConfig,
-    TokenExchangeCacheConfig, TokenExchangeConfig, Violation,
-};
 use crate::authserver::{AuthServer, SigningKey};
+use crate::check::Pipeline;
+use crate::config::validate::normalize_subject_token_type;
+use crate::config::{
+    validate, Config, ConfigError, Environment, IncomingAuthType, StorageType, StrategyConfig,
+    TokenExchangeCacheConfig, TokenExchangeConfig, UpstreamConfig, Violation,
+};
 use crate::identity::{KeySet, KeySource, RemoteJwks, Verifier, VerifierSettings};
 use crate::response::Challenge;
 use crate::secret::Token;
@@ -21,50 +22,21 @@ use crate::strategy::token_exchange::{
     CacheSettings, ExchangeBackend, ExchangeRequest, ExchangeShared, KeyParts, KeyPrefix,
     RequestParams,
 };
-use crate::strategy::{Backend, HeaderInjection, Strategy, TokenExchange, UpstreamInject};
+use crate::strategy::{
+    Backend, Backends, HeaderInjection, Strategy, TokenExchange, UpstreamInject, DEFAULT_BACKEND,
+};
 use crate::telemetry::metrics::{ExchangeMetrics, Metrics};
 use crate::upstream::{MemoryStore, RedisStore, Refresher, UpstreamProvider, UpstreamStore};
 
-/// Name used for the default strategy in metrics and metadata.
-pub const DEFAULT_BACKEND: &str = "default";
-
-/// Backends by name, plus the default.
-#[derive(Debug)]
-pub struct Backends {
-    by_name: HashMap<Box<str>, Backend>,
-    default: Backend,
-}
-
-impl Backends {
-    /// The backend a route names; the default when it names none; `None` when the name is not
-    /// configured.
-    pub fn resolve(&self, name: Option<&str>) -> Option<&Backend> {
-        match name {
-            None => Some(&self.default),
-            Some(name) => self.by_name.get(name),
-        }
-    }
-}
-
-/// Everything the Check path needs, built from a valid config.
+/// One configuration's subsystems, built from a valid config and swapped whole on reload.
 #[derive(Debug)]
 pub struct Runtime {
-    /// `context_extensions` key naming the backend.
-    pub backend_key: Box<str>,
-    /// Strategies per backend.
-    pub backends: Backends,
-    /// JWT verifier (with its cache); `None` with anonymous incoming auth.
-    pub verifier: Option<Arc<Verifier>>,
-    /// Upstream token store; present with an authorization server.
-    pub store: Option<Arc<UpstreamStore>>,
-    /// Realm and metadata URL of our 401 challenges.
-    pub challenge: Challenge,
+    /// What a Check runs.
+    pub pipeline: Pipeline,
     /// The embedded authorization server's signing key.
     pub signing_key: Option<Arc<SigningKey>>,
     /// The embedded authorization server.
     pub auth_server: Option<Arc<AuthServer>>,
-    /// Refreshes expired upstream tokens in the Check path.
-    pub refresher: Option<Refresher>,
     /// RFC 9728 protected-resource metadata document.
     pub resource_metadata: serde_json::Value,
     /// Where the metadata document is served (its path on our HTTP listener).
@@ -136,7 +108,7 @@ pub async fn build(
         .is_some_and(|o| o.jwks_file.is_some());
     let reusable_verifier = previous
         .filter(|p| same_key && !jwks_file && p.config.incoming_auth == config.incoming_auth)
-        .map(|p| p.verifier.clone());
+        .map(|p| p.pipeline.verifier.clone());
     let verifier = if let Some(verifier) = reusable_verifier {
         verifier
     } else {
@@ -192,7 +164,7 @@ pub async fn build(
             p.config.auth_server.as_ref().map(|s| &s.storage)
                 == config.auth_server.as_ref().map(|s| &s.storage)
         })
-        .and_then(|p| p.store.clone());
+        .and_then(|p| p.pipeline.store.clone());
     let store = match (&config.auth_server, previous_store) {
         (Some(_), Some(store)) => Some(store),
         (Some(server), None) => Some(Arc::new(
@@ -293,16 +265,18 @@ pub async fn build(
     let warnings = violations;
     Ok((
         Runtime {
-            backend_key: config.outgoing_auth.backend_context_key.as_str().into(),
-            backends: Backends { by_name, default },
-            verifier,
-            store,
-            challenge: Challenge::new(realm, &prm_url),
+            pipeline: Pipeline {
+                backend_key: config.outgoing_auth.backend_context_key.as_str().into(),
+                backends: Backends::new(by_name, default),
+                verifier,
+                store,
+                challenge: Challenge::new(realm, &prm_url),
+                refresher,
+            },
             config: Arc::new(config.clone()),
             exchange_shared: builder.exchange_shared,
             signing_key,
             auth_server,
-            refresher,
             resource_metadata,
             resource_metadata_path: prm_path,
         },
@@ -319,7 +293,7 @@ fn resource_error(path: &str, message: String) -> ConfigError {
 
 /// The resolved client secret of an upstream (inline or from its environment variable).
 fn upstream_secret(
-    upstream: &super::UpstreamConfig,
+    upstream: &UpstreamConfig,
     env: &dyn Environment,
 ) -> Result<Option<String>, String> {
     let (inline, var) = match (&upstream.oauth2, &upstream.oidc) {
