@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Rules for each backend's strategy and for the token-exchange cache.
+
+use super::text::{absolute_url, is_valid_header_value};
+use super::{normalize_subject_token_type, Violations, RESTRICTED_HEADERS, STRATEGY_TYPES};
+use crate::config::{
+    Environment, HeaderInjectionConfig, InlineSecret, StrategyConfig, TokenExchangeCacheConfig,
+    TokenExchangeConfig,
+};
+
+pub(super) fn strategy_fields(
+    path: &str,
+    s: &StrategyConfig,
+    env: &dyn Environment,
+    v: &mut Violations,
+) {
+    if !STRATEGY_TYPES.contains(&s.kind.as_str()) {
+        v.error(
+            "V-08",
+            format!("{path}.type"),
+            format!(
+                "type {:?} must be one of: {}",
+                s.kind,
+                STRATEGY_TYPES.join(", ")
+            ),
+        );
+        return;
+    }
+    let sections = [
+        (
+            "header_injection",
+            "headerInjection",
+            s.header_injection.is_some(),
+        ),
+        (
+            "upstream_inject",
+            "upstreamInject",
+            s.upstream_inject.is_some(),
+        ),
+        (
+            "token_exchange",
+            "tokenExchange",
+            s.token_exchange.is_some(),
+        ),
+    ];
+    for (kind, section, present) in sections {
+        if kind == s.kind && !present {
+            v.error(
+                "V-08",
+                path,
+                format!("type {kind} requires the {section} section"),
+            );
+        } else if kind != s.kind && present {
+            v.error(
+                "V-08",
+                format!("{path}.{section}"),
+                format!("{section} is set but type is {}", s.kind),
+            );
+        }
+    }
+    match s.kind.as_str() {
+        "header_injection" => {
+            if let Some(h) = &s.header_injection {
+                header_injection(&format!("{path}.headerInjection"), h, env, v);
+            }
+        }
+        "upstream_inject" => {
+            if let Some(u) = &s.upstream_inject {
+                if u.provider_name.is_empty() {
+                    v.error(
+                        "V-06",
+                        format!("{path}.upstreamInject.providerName"),
+                        "upstream_inject requires a non-empty providerName",
+                    );
+                }
+            }
+        }
+        "token_exchange" => {
+            if let Some(t) = &s.token_exchange {
+                token_exchange(&format!("{path}.tokenExchange"), t, env, v);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn header_injection(
+    path: &str,
+    h: &HeaderInjectionConfig,
+    env: &dyn Environment,
+    v: &mut Violations,
+) {
+    let name = h.header_name.as_str();
+    if name.is_empty() {
+        v.error(
+            "V-08",
+            format!("{path}.headerName"),
+            "headerName is required",
+        );
+    } else if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        v.error(
+            "V-08",
+            format!("{path}.headerName"),
+            format!("headerName {name:?} is not a valid HTTP header name"),
+        );
+    } else if RESTRICTED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        v.error(
+            "V-08",
+            format!("{path}.headerName"),
+            format!("headerName {name:?} cannot be set by ext_authz"),
+        );
+    }
+    if let Some(value) = secret_source(
+        "V-08",
+        path,
+        ("headerValue", &h.header_value),
+        ("headerValueEnv", &h.header_value_env),
+        true,
+        env,
+        v,
+    ) {
+        if !is_valid_header_value(&value) {
+            v.error(
+                "V-08",
+                format!("{path}.headerValue"),
+                "header value must be non-empty printable text without CR, LF or NUL",
+            );
+        }
+    }
+}
+
+fn token_exchange(path: &str, t: &TokenExchangeConfig, env: &dyn Environment, v: &mut Violations) {
+    if t.token_url.is_empty() {
+        v.error("V-08", format!("{path}.tokenUrl"), "tokenUrl is required");
+    } else if let Err(why) = absolute_url(&t.token_url, true) {
+        v.error(
+            "V-08",
+            format!("{path}.tokenUrl"),
+            format!("tokenUrl {why}"),
+        );
+    }
+    let has_client_id = t.client_id.as_deref().is_some_and(|id| !id.is_empty());
+    if !has_client_id {
+        for (field, set) in [
+            ("clientSecret", t.client_secret.is_some()),
+            ("clientSecretEnv", t.client_secret_env.is_some()),
+        ] {
+            if set {
+                v.error(
+                    "V-08",
+                    format!("{path}.{field}"),
+                    format!("{field} cannot be provided without clientId"),
+                );
+            }
+        }
+    }
+    secret_source(
+        "V-08",
+        path,
+        ("clientSecret", &t.client_secret),
+        ("clientSecretEnv", &t.client_secret_env),
+        false,
+        env,
+        v,
+    );
+    if let Some(kind) = &t.subject_token_type {
+        if normalize_subject_token_type(kind).is_none() {
+            v.error(
+                "V-08",
+                format!("{path}.subjectTokenType"),
+                format!(
+                    "invalid subjectTokenType {kind:?}: must be one of: access_token, id_token, jwt (or their urn:ietf:params:oauth:token-type URNs)"
+                ),
+            );
+        }
+    }
+    if t.timeout_ms.is_some_and(|ms| ms == 0 || ms > 60_000) {
+        v.error(
+            "V-08",
+            format!("{path}.timeoutMs"),
+            "timeoutMs must be between 1 and 60000",
+        );
+    }
+    if t.subject_provider_name.as_deref() == Some("") {
+        v.error(
+            "V-06",
+            format!("{path}.subjectProviderName"),
+            "subjectProviderName must not be empty when set",
+        );
+    }
+}
+
+pub(super) fn exchange_cache(c: &TokenExchangeCacheConfig, v: &mut Violations) {
+    let path = "outgoingAuth.tokenExchangeCache";
+    if c.max_entries == 0 {
+        v.error(
+            "V-14",
+            format!("{path}.maxEntries"),
+            "maxEntries must be at least 1",
+        );
+    }
+    if c.refresh_ahead_percent > 99 {
+        v.error(
+            "V-14",
+            format!("{path}.refreshAheadPercent"),
+            "refreshAheadPercent must be 0 (never) to 99",
+        );
+    }
+    if c.default_lifetime_seconds == 0 {
+        v.error(
+            "V-14",
+            format!("{path}.defaultLifetimeSeconds"),
+            "defaultLifetimeSeconds must be at least 1",
+        );
+    }
+}
+
+/// Checks an inline-or-env secret pair and returns the resolved value when there is exactly one.
+pub(super) fn secret_source(
+    rule: &'static str,
+    path: &str,
+    (inline_field, inline): (&str, &Option<InlineSecret>),
+    (env_field, env_name): (&str, &Option<String>),
+    required: bool,
+    env: &dyn Environment,
+    v: &mut Violations,
+) -> Option<String> {
+    match (inline, env_name) {
+        (Some(_), Some(_)) => {
+            v.error(
+                rule,
+                path,
+                format!("exactly one of {inline_field} and {env_field} must be set"),
+            );
+            None
+        }
+        (None, None) => {
+            if required {
+                v.error(
+                    rule,
+                    path,
+                    format!("exactly one of {inline_field} and {env_field} must be set"),
+                );
+            }
+            None
+        }
+        (Some(value), None) => Some(value.expose_secret().to_owned()),
+        (None, Some(name)) => match env.var(name).filter(|value| !value.is_empty()) {
+            Some(value) => Some(value),
+            None => {
+                v.error(
+                    rule,
+                    format!("{path}.{env_field}"),
+                    format!("environment variable {name} is not set or empty"),
+                );
+                None
+            }
+        },
+    }
+}

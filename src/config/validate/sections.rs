@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Rules for the `server`, `incomingAuth` and `authServer` sections.
+
+use std::net::SocketAddr;
+
+use super::backends::secret_source;
+use super::text::{absolute_url, is_dns_label};
+use super::Violations;
+use crate::config::{
+    AuthServerConfig, Config, Environment, IncomingAuthType, StorageType, UpstreamConfig,
+    UpstreamType,
+};
+
+pub(super) fn server(config: &Config, v: &mut Violations) {
+    let s = &config.server;
+    for (field, addr) in [("grpcAddr", &s.grpc_addr), ("httpAddr", &s.http_addr)] {
+        if addr.parse::<SocketAddr>().is_err() {
+            v.error(
+                "V-11",
+                format!("server.{field}"),
+                format!("{addr:?} is not a socket address (host:port)"),
+            );
+        }
+    }
+    if let Err(why) = absolute_url(&s.resource_url, false) {
+        v.error("V-11", "server.resourceUrl", format!("resourceUrl {why}"));
+    }
+    if config.outgoing_auth.backend_context_key.is_empty() {
+        v.error(
+            "V-11",
+            "outgoingAuth.backendContextKey",
+            "backendContextKey must not be empty",
+        );
+    }
+    if !(1024..=16 * 1024 * 1024).contains(&s.max_check_request_bytes) {
+        v.error(
+            "V-11",
+            "server.maxCheckRequestBytes",
+            "maxCheckRequestBytes must be between 1024 and 16777216",
+        );
+    }
+    if !(0.0..=1.0).contains(&s.audit.allow_sample_rate) {
+        v.error(
+            "V-11",
+            "server.audit.allowSampleRate",
+            "allowSampleRate must be between 0.0 and 1.0",
+        );
+    }
+}
+
+pub(super) fn incoming(config: &Config, v: &mut Violations) {
+    let incoming = &config.incoming_auth;
+    if incoming.kind != IncomingAuthType::Oidc {
+        return;
+    }
+    let Some(oidc) = &incoming.oidc else {
+        v.error(
+            "V-12",
+            "incomingAuth.oidc",
+            "incomingAuth.oidc is required when incomingAuth.type is oidc",
+        );
+        return;
+    };
+    if oidc.issuer.is_empty() {
+        v.error("V-12", "incomingAuth.oidc.issuer", "issuer is required");
+    }
+    if oidc.audience.is_empty() {
+        v.error("V-12", "incomingAuth.oidc.audience", "audience is required");
+    }
+    match (
+        &oidc.jwks_url,
+        &oidc.jwks_file,
+        config.auth_server.is_some(),
+    ) {
+        (Some(_), Some(_), _) => v.error(
+            "V-12",
+            "incomingAuth.oidc",
+            "jwksUrl and jwksFile are mutually exclusive",
+        ),
+        (None, None, false) => v.error(
+            "V-12",
+            "incomingAuth.oidc",
+            "one of jwksUrl or jwksFile is required when there is no authServer",
+        ),
+        (Some(_), None, true) | (None, Some(_), true) => v.error(
+            "V-12",
+            "incomingAuth.oidc",
+            "jwksUrl/jwksFile cannot be combined with authServer (its own key verifies tokens)",
+        ),
+        _ => {}
+    }
+    if let Some(url) = &oidc.jwks_url {
+        if let Err(why) = absolute_url(url, true) {
+            v.error(
+                "V-12",
+                "incomingAuth.oidc.jwksUrl",
+                format!("jwksUrl {why}"),
+            );
+        }
+    }
+    if oidc.max_token_bytes == Some(0) {
+        v.error(
+            "V-12",
+            "incomingAuth.oidc.maxTokenBytes",
+            "maxTokenBytes must be greater than 0",
+        );
+    }
+}
+
+pub(super) fn auth_server(server: &AuthServerConfig, env: &dyn Environment, v: &mut Violations) {
+    if server.issuer.is_empty() {
+        v.error(
+            "V-05",
+            "authServer.issuer",
+            "auth server issuer is required",
+        );
+    } else if let Err(why) = absolute_url(&server.issuer, true) {
+        v.error(
+            "V-05",
+            "authServer.issuer",
+            format!("auth server issuer {why}"),
+        );
+    }
+    if server.upstreams.is_empty() {
+        v.error(
+            "V-05",
+            "authServer.upstreams",
+            "auth server requires at least one upstream",
+        );
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, upstream) in server.upstreams.iter().enumerate() {
+        let path = format!("authServer.upstreams[{i}]");
+        if !is_dns_label(&upstream.name) {
+            v.error(
+                "V-05",
+                format!("{path}.name"),
+                format!(
+                    "name {:?} must match ^[a-z0-9]([a-z0-9-]*[a-z0-9])?$ (lowercase alphanumeric and hyphens)",
+                    upstream.name
+                ),
+            );
+        } else if seen.contains(&upstream.name.as_str()) {
+            v.error(
+                "V-05",
+                format!("{path}.name"),
+                format!("duplicate upstream name {:?}", upstream.name),
+            );
+        }
+        seen.push(&upstream.name);
+        upstream_fields(&path, upstream, env, v);
+    }
+    if server.allowed_audiences.is_empty() {
+        v.error(
+            "V-13",
+            "authServer.allowedAudiences",
+            "auth server requires at least one allowed audience (MCP clients must send RFC 8707 resource parameter)",
+        );
+    } else if server.allowed_audiences.iter().any(String::is_empty) {
+        v.error(
+            "V-13",
+            "authServer.allowedAudiences",
+            "allowedAudiences must not contain an empty audience",
+        );
+    }
+    for (field, value) in [
+        (
+            "accessTokenLifetimeSeconds",
+            server.access_token_lifetime_seconds,
+        ),
+        (
+            "refreshTokenLifetimeSeconds",
+            server.refresh_token_lifetime_seconds,
+        ),
+        (
+            "authorizationCodeLifetimeSeconds",
+            server.authorization_code_lifetime_seconds,
+        ),
+        ("loginTimeoutSeconds", server.login_timeout_seconds),
+    ] {
+        if value == 0 {
+            v.error(
+                "V-05",
+                format!("authServer.{field}"),
+                format!("{field} must be at least 1"),
+            );
+        }
+    }
+    if let Some(redis) = &server.storage.redis {
+        if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
+            v.error(
+                "V-05",
+                "authServer.storage.redis.url",
+                "url must start with redis:// or rediss://",
+            );
+        }
+        if redis.timeout_ms == Some(0) {
+            v.error(
+                "V-05",
+                "authServer.storage.redis.timeoutMs",
+                "timeoutMs must be greater than 0",
+            );
+        }
+    } else if server.storage.kind == StorageType::Redis {
+        v.error(
+            "V-05",
+            "authServer.storage.redis",
+            "storage type redis requires the redis section",
+        );
+    }
+}
+
+fn upstream_fields(
+    path: &str,
+    upstream: &UpstreamConfig,
+    env: &dyn Environment,
+    v: &mut Violations,
+) {
+    let (secret, secret_env, endpoints): (_, _, Vec<(&str, &str)>) = match upstream.kind {
+        UpstreamType::Oauth2 => match &upstream.oauth2 {
+            Some(o) => (
+                &o.client_secret,
+                &o.client_secret_env,
+                vec![
+                    (
+                        "oauth2.authorizationEndpoint",
+                        o.authorization_endpoint.as_str(),
+                    ),
+                    ("oauth2.tokenEndpoint", o.token_endpoint.as_str()),
+                ],
+            ),
+            None => {
+                v.error("V-05", path, "type oauth2 requires the oauth2 section");
+                return;
+            }
+        },
+        UpstreamType::Oidc => match &upstream.oidc {
+            Some(o) => (
+                &o.client_secret,
+                &o.client_secret_env,
+                vec![("oidc.issuerUrl", o.issuer_url.as_str())],
+            ),
+            None => {
+                v.error("V-05", path, "type oidc requires the oidc section");
+                return;
+            }
+        },
+    };
+    for (field, url) in endpoints {
+        if let Err(why) = absolute_url(url, true) {
+            v.error("V-05", format!("{path}.{field}"), format!("{field} {why}"));
+        }
+    }
+    let section = if upstream.kind == UpstreamType::Oauth2 {
+        "oauth2"
+    } else {
+        "oidc"
+    };
+    secret_source(
+        "V-05",
+        &format!("{path}.{section}"),
+        ("clientSecret", secret),
+        ("clientSecretEnv", secret_env),
+        false,
+        env,
+        v,
+    );
+}
