@@ -8,13 +8,18 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
-use super::crd::{
-    AuthType, MCPAuthzServer, MCPExternalAuthConfig, MCPExternalAuthConfigSpec, SecretKeyRef,
-    UpstreamKind, UpstreamSpec,
-};
+use super::crd::{MCPAuthzServer, MCPExternalAuthConfig, SecretKeyRef};
 use crate::config::{self, Violation};
+
+mod authz_server;
+mod external_auth;
+
+pub use external_auth::{
+    check_sub_objects, Converter, HeaderInjectionConverter, Registry, TokenExchangeConverter,
+    UnauthenticatedConverter, UpstreamInjectConverter,
+};
 
 /// Where the signing-key Secret is mounted in the Deployment.
 pub const SIGNING_KEY_DIR: &str = "/var/run/secrets/mcp-authz/signing-key";
@@ -105,248 +110,6 @@ impl Secrets {
     }
 }
 
-/// Turns one `spec.type` into a runtime strategy (a `outgoingAuth.backends.<name>` value).
-pub trait Converter: Sync {
-    /// The type it converts.
-    fn kind(&self) -> AuthType;
-
-    /// The runtime strategy for `spec`, whose sub-objects have been checked.
-    fn convert(&self, spec: &MCPExternalAuthConfigSpec, secrets: &mut Secrets) -> Value;
-}
-
-/// `unauthenticated`.
-#[derive(Debug)]
-pub struct UnauthenticatedConverter;
-
-impl Converter for UnauthenticatedConverter {
-    fn kind(&self) -> AuthType {
-        AuthType::Unauthenticated
-    }
-
-    fn convert(&self, _: &MCPExternalAuthConfigSpec, _: &mut Secrets) -> Value {
-        json!({ "type": "unauthenticated" })
-    }
-}
-
-/// `headerInjection` → `header_injection` with `headerValueEnv`.
-#[derive(Debug)]
-pub struct HeaderInjectionConverter;
-
-impl Converter for HeaderInjectionConverter {
-    fn kind(&self) -> AuthType {
-        AuthType::HeaderInjection
-    }
-
-    fn convert(&self, spec: &MCPExternalAuthConfigSpec, secrets: &mut Secrets) -> Value {
-        let Some(h) = &spec.header_injection else {
-            return Value::Null;
-        };
-        json!({
-            "type": "header_injection",
-            "headerInjection": {
-                "headerName": h.header_name,
-                "headerValueEnv": secrets.env_for(&h.value_secret_ref),
-            },
-        })
-    }
-}
-
-/// `tokenExchange` → `token_exchange`; the short `subjectTokenType` becomes its URN.
-#[derive(Debug)]
-pub struct TokenExchangeConverter;
-
-impl Converter for TokenExchangeConverter {
-    fn kind(&self) -> AuthType {
-        AuthType::TokenExchange
-    }
-
-    fn convert(&self, spec: &MCPExternalAuthConfigSpec, secrets: &mut Secrets) -> Value {
-        let Some(t) = &spec.token_exchange else {
-            return Value::Null;
-        };
-        let mut out = Map::new();
-        out.insert("tokenUrl".into(), t.token_url.clone().into());
-        let optional = [
-            ("clientId", t.client_id.clone()),
-            ("audience", t.audience.clone()),
-            (
-                "subjectTokenType",
-                t.subject_token_type.as_deref().map(|k| {
-                    config::validate::normalize_subject_token_type(k)
-                        .unwrap_or(k)
-                        .to_owned()
-                }),
-            ),
-            ("subjectProviderName", t.subject_provider_name.clone()),
-        ];
-        for (name, value) in optional {
-            if let Some(value) = value {
-                out.insert(name.into(), value.into());
-            }
-        }
-        if let Some(secret) = &t.client_secret_ref {
-            out.insert("clientSecretEnv".into(), secrets.env_for(secret).into());
-        }
-        if !t.scopes.is_empty() {
-            out.insert("scopes".into(), t.scopes.clone().into());
-        }
-        if let Some(ms) = t.timeout_ms {
-            out.insert("timeoutMs".into(), ms.into());
-        }
-        json!({ "type": "token_exchange", "tokenExchange": out })
-    }
-}
-
-/// `upstreamInject` → `upstream_inject`.
-#[derive(Debug)]
-pub struct UpstreamInjectConverter;
-
-impl Converter for UpstreamInjectConverter {
-    fn kind(&self) -> AuthType {
-        AuthType::UpstreamInject
-    }
-
-    fn convert(&self, spec: &MCPExternalAuthConfigSpec, _: &mut Secrets) -> Value {
-        let Some(u) = &spec.upstream_inject else {
-            return Value::Null;
-        };
-        json!({ "type": "upstream_inject", "upstreamInject": { "providerName": u.provider_name } })
-    }
-}
-
-/// One converter per type.
-pub struct Registry {
-    converters: Vec<&'static dyn Converter>,
-}
-
-impl std::fmt::Debug for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kinds: Vec<_> = self.converters.iter().map(|c| c.kind()).collect();
-        f.debug_struct("Registry").field("kinds", &kinds).finish()
-    }
-}
-
-impl Default for Registry {
-    fn default() -> Self {
-        Self::standard()
-    }
-}
-
-impl Registry {
-    /// The four converters.
-    pub fn standard() -> Self {
-        Self {
-            converters: vec![
-                &UnauthenticatedConverter,
-                &HeaderInjectionConverter,
-                &TokenExchangeConverter,
-                &UpstreamInjectConverter,
-            ],
-        }
-    }
-
-    /// The runtime strategy for one resource.
-    ///
-    /// # Errors
-    /// [`ConvertError::Resource`] for a missing or mismatched sub-object, or a type without a
-    /// converter.
-    pub fn convert(
-        &self,
-        resource: &MCPExternalAuthConfig,
-        secrets: &mut Secrets,
-    ) -> Result<Value, ConvertError> {
-        let name = format!(
-            "MCPExternalAuthConfig/{}",
-            resource.metadata.name.as_deref().unwrap_or("<unnamed>")
-        );
-        check_sub_objects(&resource.spec).map_err(|message| ConvertError::Resource {
-            resource: name.clone(),
-            message,
-        })?;
-        let converter = self
-            .converters
-            .iter()
-            .find(|c| c.kind() == resource.spec.kind)
-            .ok_or_else(|| ConvertError::Resource {
-                resource: name,
-                message: format!("no converter for type {}", resource.spec.kind.as_str()),
-            })?;
-        Ok(converter.convert(&resource.spec, secrets))
-    }
-}
-
-/// The CEL rules of the CRD, in Rust: exactly the sub-object matching `type` is set.
-///
-/// # Errors
-/// The rule's message.
-pub fn check_sub_objects(spec: &MCPExternalAuthConfigSpec) -> Result<(), String> {
-    let present = [
-        (AuthType::HeaderInjection, spec.header_injection.is_some()),
-        (AuthType::TokenExchange, spec.token_exchange.is_some()),
-        (AuthType::UpstreamInject, spec.upstream_inject.is_some()),
-    ];
-    if spec.kind == AuthType::Unauthenticated {
-        if present.iter().any(|(_, set)| *set) {
-            return Err("no configuration must be set when type is 'unauthenticated'".to_owned());
-        }
-        return Ok(());
-    }
-    let rule = |kind: AuthType| {
-        let t = kind.as_str();
-        format!("{t} configuration must be set if and only if type is '{t}'")
-    };
-    // The type's own sub-object first, then any other one.
-    if present.iter().any(|(kind, set)| *kind == spec.kind && !set) {
-        return Err(rule(spec.kind));
-    }
-    match present
-        .iter()
-        .find(|(kind, set)| *kind != spec.kind && *set)
-    {
-        Some((extra, _)) => Err(rule(*extra)),
-        None => Ok(()),
-    }
-}
-
-fn upstream(u: &UpstreamSpec, secrets: &mut Secrets) -> Result<Value, String> {
-    let (section, body) = match (u.kind, &u.oauth2, &u.oidc) {
-        (UpstreamKind::Oauth2, Some(o), None) => {
-            let mut body = json!({
-                "authorizationEndpoint": o.authorization_endpoint,
-                "tokenEndpoint": o.token_endpoint,
-                "clientId": o.client_id,
-                "scopes": o.scopes,
-            });
-            if let Some(secret) = &o.client_secret_ref {
-                body["clientSecretEnv"] = secrets.env_for(secret).into();
-            }
-            ("oauth2", body)
-        }
-        (UpstreamKind::Oidc, None, Some(o)) => {
-            let mut body = json!({
-                "issuerUrl": o.issuer_url,
-                "clientId": o.client_id,
-                "scopes": o.scopes,
-            });
-            if let Some(secret) = &o.client_secret_ref {
-                body["clientSecretEnv"] = secrets.env_for(secret).into();
-            }
-            ("oidc", body)
-        }
-        (UpstreamKind::Oauth2, _, _) => {
-            return Err("oauth2 configuration must be set if and only if type is 'oauth2'".into())
-        }
-        (UpstreamKind::Oidc, _, _) => {
-            return Err("oidc configuration must be set if and only if type is 'oidc'".into())
-        }
-    };
-    let kind = match u.kind {
-        UpstreamKind::Oauth2 => "oauth2",
-        UpstreamKind::Oidc => "oidc",
-    };
-    Ok(json!({ "name": u.name, "type": kind, section: body }))
-}
-
 /// Reads a multi-document YAML of one `MCPAuthzServer` and its `MCPExternalAuthConfig`s and
 /// builds the runtime configuration, then validates it (secrets count as set).
 ///
@@ -402,98 +165,13 @@ pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, C
             ))
         }
     };
-    let server_name = format!(
-        "MCPAuthzServer/{}",
-        server.metadata.name.as_deref().unwrap_or("<unnamed>")
-    );
-    let namespace = server.metadata.namespace.clone().unwrap_or_default();
+    let mut secrets = Secrets::default();
+    let (config, signing_key_secret) =
+        authz_server::runtime_config(server, &configs, registry, &mut secrets)?;
     let resource_error = |message: String| ConvertError::Resource {
-        resource: server_name.clone(),
+        resource: authz_server::resource_name(server),
         message,
     };
-    let spec = &server.spec;
-    let mut secrets = Secrets::default();
-
-    let lookup = |name: &str| {
-        configs
-            .get(&(namespace.clone(), name.to_owned()))
-            .ok_or_else(|| {
-                resource_error(format!(
-                    "references MCPExternalAuthConfig {name:?}, which is not in the input (namespace {namespace:?})"
-                ))
-            })
-    };
-    let mut backends = Map::new();
-    for backend in &spec.backends {
-        if backends.contains_key(&backend.name) {
-            return Err(resource_error(format!(
-                "backend {:?} is listed twice",
-                backend.name
-            )));
-        }
-        let resource = lookup(&backend.external_auth_config_ref.name)?;
-        backends.insert(
-            backend.name.clone(),
-            registry.convert(resource, &mut secrets)?,
-        );
-    }
-    let mut outgoing = json!({ "backends": backends });
-    if let Some(default) = &spec.default_external_auth_config_ref {
-        outgoing["default"] = registry.convert(lookup(&default.name)?, &mut secrets)?;
-    }
-
-    let mut config = json!({
-        // In a pod: reachable from Envoy's pods, and a delay so endpoints are removed before
-        // the listeners close (docs/operations.md, graceful shutdown).
-        "server": {
-            "grpcAddr": "0.0.0.0:9191",
-            "httpAddr": "0.0.0.0:9090",
-            "resourceUrl": spec.resource_url,
-            "shutdownDelaySeconds": 5,
-        },
-        "outgoingAuth": outgoing,
-    });
-    let mut signing_key_secret = None;
-    if let Some(a) = &spec.auth_server {
-        let mut upstreams = Vec::new();
-        for u in &a.upstreams {
-            upstreams.push(
-                upstream(u, &mut secrets)
-                    .map_err(|m| resource_error(format!("upstream {:?}: {m}", u.name)))?,
-            );
-        }
-        let mut auth = json!({
-            "issuer": a.issuer,
-            "allowedAudiences": a.allowed_audiences,
-            "upstreams": upstreams,
-        });
-        if let Some(key) = &a.signing_key_secret_ref {
-            auth["signingKeyFile"] = format!("{SIGNING_KEY_DIR}/{}", key.key).into();
-            signing_key_secret = Some(key.name.clone());
-        }
-        if let Some(storage) = &a.storage {
-            auth["storage"] = serde_json::to_value(storage)
-                .map_err(|e| resource_error(format!("storage: {e}")))?;
-        }
-        config["authServer"] = auth;
-    }
-    let incoming = match (&spec.incoming_auth, &spec.auth_server) {
-        (Some(i), _) => {
-            let mut oidc = json!({ "issuer": i.issuer, "audience": i.audience });
-            if let Some(url) = &i.jwks_url {
-                oidc["jwksUrl"] = url.as_str().into();
-            }
-            oidc
-        }
-        (None, Some(a)) => json!({ "issuer": a.issuer, "audience": spec.resource_url }),
-        (None, None) => {
-            return Err(resource_error(
-                "incomingAuth is required without authServer".to_owned(),
-            ))
-        }
-    };
-    config["incomingAuth"] = json!({ "type": "oidc", "oidc": incoming });
-
     let config_yaml = yaml_serde::to_string(&config).map_err(|e| resource_error(e.to_string()))?;
     // Secrets arrive at runtime; for validation they count as set.
     let env: HashMap<String, String> = secrets
@@ -525,6 +203,7 @@ pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, C
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn resources(extra: &str) -> String {
         format!(
