@@ -77,7 +77,7 @@ pub async fn check(
             let denial = Denial::from_error(&error, &pipeline.challenge);
             tracing::debug!(
                 backend = backend.map_or("<unknown>", |b| &*b.name),
-                reason = denial.reason,
+                reason = denial.reason(),
                 error = %error,
                 "check denied"
             );
@@ -87,7 +87,7 @@ pub async fn check(
     let elapsed = started.elapsed();
     let outcome = match &decision {
         Decision::Allow { .. } => "allow",
-        Decision::Deny(denial) => denial.reason,
+        Decision::Deny(denial) => denial.reason(),
     };
     record.metrics.record(
         backend.map(|b| (&b.name, b.strategy.kind().as_str())),
@@ -97,7 +97,7 @@ pub async fn check(
     if let Some(audit) = record.audit {
         let (allowed, reason, grpc_status) = match &decision {
             Decision::Allow { .. } => (true, None, 0),
-            Decision::Deny(d) => (false, Some(d.reason), d.grpc.code()),
+            Decision::Deny(d) => (false, Some(d.reason()), d.grpc().code()),
         };
         if !allowed || audit.sample_allow() {
             audit.record(&AuditEvent {

@@ -22,9 +22,7 @@ pub use upstream_inject::UpstreamInject;
 
 use crate::identity::Identity;
 use crate::time::unix_now;
-use crate::upstream::{
-    usable, Refresher, StoreError, UpstreamStore, UpstreamToken, UpstreamTokenNotFound,
-};
+use crate::upstream::{usable, Refresher, UpstreamError, UpstreamStore, UpstreamToken};
 
 /// Name used for the default strategy in metrics and metadata.
 pub const DEFAULT_BACKEND: &str = "default";
@@ -117,25 +115,22 @@ impl StrategyContext<'_> {
     /// it has expired and can be refreshed.
     ///
     /// # Errors
-    /// [`StrategyError::UpstreamTokenNotFound`] when the caller has no `tsid` or no usable token;
-    /// [`StrategyError::Store`] when the store or the provider fails.
+    /// [`StrategyError::Upstream`]: [`UpstreamError::NotFound`] when the caller has no `tsid` or
+    /// no usable token, another variant when the store or the provider fails.
     pub async fn upstream_token(
         &self,
         provider: &Arc<str>,
         strategy: &'static str,
     ) -> Result<Arc<UpstreamToken>, StrategyError> {
         let identity = self.identity.ok_or(StrategyError::NoIdentity(strategy))?;
-        let not_found = || {
-            StrategyError::UpstreamTokenNotFound(UpstreamTokenNotFound {
-                provider: provider.clone(),
-            })
-        };
+        let not_found = || UpstreamError::NotFound(provider.clone());
         let (Some(tsid), Some(store)) = (&identity.tsid, self.store) else {
-            return Err(not_found());
+            return Err(not_found().into());
         };
         let record = store
             .get(tsid, provider, self.deadline)
-            .await?
+            .await
+            .map_err(UpstreamError::from)?
             .ok_or_else(not_found)?;
         let record = match self.refresher {
             Some(refresher)
@@ -154,27 +149,15 @@ impl StrategyContext<'_> {
 /// Why a strategy could not produce a credential.
 #[derive(Debug, thiserror::Error)]
 pub enum StrategyError {
-    /// The caller has no usable upstream token for the provider: they must log in again.
-    #[error("upstream token missing")]
-    UpstreamTokenNotFound(#[source] UpstreamTokenNotFound),
+    /// The caller's upstream token for the provider cannot be used.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
     /// The strategy needs a caller identity and there is none (anonymous incoming auth).
     #[error("{0} requires a caller identity")]
     NoIdentity(&'static str),
-    /// The upstream token store failed.
-    #[error("upstream token store failed")]
-    Store(#[source] StoreError),
     /// The token exchange produced no token.
     #[error("token exchange failed")]
     Exchange(#[source] ExchangeError),
-}
-
-impl From<StoreError> for StrategyError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound(missing) => Self::UpstreamTokenNotFound(missing),
-            other => Self::Store(other),
-        }
-    }
 }
 
 impl Strategy {

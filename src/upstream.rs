@@ -22,23 +22,14 @@ use crate::time::unix_now;
 pub use idp::{IdpError, TokenSet, UpstreamProvider};
 pub use refresh::Refresher;
 
-/// The caller has no usable upstream token for `provider` (absent, empty, or expired and not
-/// refreshable): the MCP client must send the user through login again.
-///
-/// Names the provider, never the token.
+/// Why the caller's upstream token for a provider cannot be used: the one error of the lookup
+/// (store read, refresh, usability). Names the provider, never the token.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("upstream token for provider {provider:?} is unavailable; re-authentication required")]
-pub struct UpstreamTokenNotFound {
-    /// The provider whose token is missing.
-    pub provider: Arc<str>,
-}
-
-/// A store failure.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// No usable token for this (tsid, provider).
-    #[error(transparent)]
-    NotFound(UpstreamTokenNotFound),
+pub enum UpstreamError {
+    /// No usable token: no `tsid`, no record, or empty or expired with no way to refresh. The
+    /// MCP client must send the user through login again.
+    #[error("upstream token for provider {0:?} is unavailable; re-authentication required")]
+    NotFound(Arc<str>),
     /// The stored record cannot be used (not schema v1 JSON, or a value that cannot be a header).
     #[error("stored upstream record for provider {provider:?} is corrupt: {reason}")]
     Corrupt {
@@ -49,11 +40,39 @@ pub enum StoreError {
     },
     /// The store did not answer in time or at all.
     #[error("upstream token store unavailable: {0}")]
-    Unavailable(&'static str),
+    StoreUnavailable(&'static str),
     /// The provider did not answer a refresh (unreachable, 5xx, or not within the Check's
     /// deadline); the refresh may still complete in the background.
     #[error("upstream provider {0:?} unavailable for refresh")]
-    RefreshUnavailable(Arc<str>),
+    ProviderUnavailable(Arc<str>),
+    /// The provider refused the refresh token: like [`Self::NotFound`], the user logs in again.
+    #[error("upstream token for provider {0:?} is unavailable; re-authentication required")]
+    ProviderRefused(Arc<str>),
+}
+
+impl From<StoreError> for UpstreamError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Corrupt { provider, reason } => Self::Corrupt { provider, reason },
+            StoreError::Unavailable(why) => Self::StoreUnavailable(why),
+        }
+    }
+}
+
+/// A store failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The stored record cannot be used (not schema v1 JSON).
+    #[error("stored upstream record for provider {provider:?} is corrupt: {reason}")]
+    Corrupt {
+        /// The provider of the record.
+        provider: Arc<str>,
+        /// What is wrong, never the record's content.
+        reason: &'static str,
+    },
+    /// The store did not answer in time or at all.
+    #[error("upstream token store unavailable: {0}")]
+    Unavailable(&'static str),
 }
 
 /// One provider's tokens for one login session: storage schema v1.
@@ -153,19 +172,17 @@ impl UpstreamToken {
 /// `record` if its access token can be injected now.
 ///
 /// # Errors
-/// [`StoreError::NotFound`] when it is empty or expired; [`StoreError::Corrupt`] when it is not
-/// usable as a header value.
+/// [`UpstreamError::NotFound`] when it is empty or expired; [`UpstreamError::Corrupt`] when it
+/// is not usable as a header value.
 pub fn usable(
     record: Arc<UpstreamToken>,
     provider: &Arc<str>,
-) -> Result<Arc<UpstreamToken>, StoreError> {
+) -> Result<Arc<UpstreamToken>, UpstreamError> {
     if record.access_token.is_empty() || record.is_expired_at(unix_now()) {
-        return Err(StoreError::NotFound(UpstreamTokenNotFound {
-            provider: provider.clone(),
-        }));
+        return Err(UpstreamError::NotFound(provider.clone()));
     }
     if !is_b64token(record.access_token.expose_secret()) {
-        return Err(StoreError::Corrupt {
+        return Err(UpstreamError::Corrupt {
             provider: provider.clone(),
             reason: "access token is not a valid bearer credential",
         });

@@ -3,9 +3,11 @@
 //! `WWW-Authenticate` and RFC 6750 JSON body. The match is exhaustive on purpose: a new error
 //! kind cannot compile without a row here.
 
+use std::sync::Arc;
+
 use crate::identity::IdentityError;
 use crate::strategy::{ExchangeError, StrategyError};
-use crate::upstream::{StoreError, UpstreamTokenNotFound};
+use crate::upstream::UpstreamError;
 
 /// Why a Check did not allow the request.
 #[derive(Debug, thiserror::Error)]
@@ -48,19 +50,27 @@ impl GrpcCode {
     }
 }
 
-/// A denial, ready to encode.
+/// A denial, ready to encode. Built only by [`Denial::from_error`], so every answer comes from
+/// the one mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
+    pub(super) grpc: GrpcCode,
+    pub(super) http_status: u16,
+    pub(super) www_authenticate: Option<String>,
+    pub(super) body: String,
+    pub(super) reason: &'static str,
+}
+
+impl Denial {
     /// gRPC status.
-    pub grpc: GrpcCode,
-    /// HTTP status the client sees.
-    pub http_status: u16,
-    /// `WWW-Authenticate` value, for 401s.
-    pub www_authenticate: Option<String>,
-    /// JSON body.
-    pub body: String,
-    /// Short reason code for metrics and logs (no secret).
-    pub reason: &'static str,
+    pub fn grpc(&self) -> GrpcCode {
+        self.grpc
+    }
+
+    /// Short reason code for metrics, logs and audit (no secret).
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
 }
 
 /// The fixed part of our `WWW-Authenticate` challenges: realm and RFC 9728 metadata URL.
@@ -161,19 +171,13 @@ impl Denial {
         }
     }
 
-    fn reauthenticate(
-        challenge: &Challenge,
-        missing: &UpstreamTokenNotFound,
-        reason: &'static str,
-    ) -> Self {
-        Self::unauthenticated(challenge, "invalid_token", &missing.to_string(), reason)
+    fn reauthenticate(challenge: &Challenge, provider: &Arc<str>, reason: &'static str) -> Self {
+        let description = UpstreamError::NotFound(provider.clone()).to_string();
+        Self::unauthenticated(challenge, "invalid_token", &description, reason)
     }
 
     /// The answer for `error`.
     pub fn from_error(error: &CheckError, challenge: &Challenge) -> Self {
-        if let Some(missing) = find_cause::<UpstreamTokenNotFound>(error) {
-            return Self::reauthenticate(challenge, missing, "upstream_token_unavailable");
-        }
         match error {
             CheckError::UnknownBackend => {
                 Self::permission_denied("unknown_backend", "unknown_backend")
@@ -181,29 +185,26 @@ impl Denial {
             CheckError::Identity(e) => Self::from_identity(e, challenge),
             CheckError::InvalidHeaderValue => Self::unavailable("invalid_header_value"),
             CheckError::Strategy(e) => match e {
-                StrategyError::UpstreamTokenNotFound(missing) => {
-                    Self::reauthenticate(challenge, missing, "upstream_token_unavailable")
-                }
-                StrategyError::Store(StoreError::NotFound(missing)) => {
-                    Self::reauthenticate(challenge, missing, "upstream_token_unavailable")
-                }
-                // Logging in again rewrites the record, so this is the caller's way out.
-                StrategyError::Store(StoreError::Corrupt { provider, .. }) => Self::reauthenticate(
-                    challenge,
-                    &UpstreamTokenNotFound {
-                        provider: provider.clone(),
-                    },
-                    "upstream_record_corrupt",
-                ),
-                StrategyError::Store(StoreError::RefreshUnavailable(_)) => {
-                    Self::unavailable("upstream_refresh_unavailable")
-                }
-                StrategyError::Store(StoreError::Unavailable(_)) => {
-                    Self::unavailable("store_unavailable")
-                }
+                StrategyError::Upstream(e) => Self::from_upstream(e, challenge),
                 StrategyError::NoIdentity(_) => Self::unavailable("no_identity"),
                 StrategyError::Exchange(e) => Self::from_exchange(e, challenge),
             },
+        }
+    }
+
+    fn from_upstream(error: &UpstreamError, challenge: &Challenge) -> Self {
+        match error {
+            UpstreamError::NotFound(provider) | UpstreamError::ProviderRefused(provider) => {
+                Self::reauthenticate(challenge, provider, "upstream_token_unavailable")
+            }
+            // Logging in again rewrites the record, so this is the caller's way out.
+            UpstreamError::Corrupt { provider, .. } => {
+                Self::reauthenticate(challenge, provider, "upstream_record_corrupt")
+            }
+            UpstreamError::ProviderUnavailable(_) => {
+                Self::unavailable("upstream_refresh_unavailable")
+            }
+            UpstreamError::StoreUnavailable(_) => Self::unavailable("store_unavailable"),
         }
     }
 
@@ -254,24 +255,8 @@ impl Denial {
     }
 }
 
-/// The first error of type `E` in `error`'s source chain (including `error` itself).
-pub fn find_cause<'a, E: std::error::Error + 'static>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a E> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<E>() {
-            return Some(found);
-        }
-        current = e.source();
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn challenge() -> Challenge {
@@ -282,14 +267,10 @@ mod tests {
     }
 
     #[test]
-    fn upstream_token_not_found_is_found_through_the_chain() {
-        let err = CheckError::Strategy(StrategyError::UpstreamTokenNotFound(
-            UpstreamTokenNotFound {
-                provider: Arc::from("github"),
-            },
-        ));
-        let found = find_cause::<UpstreamTokenNotFound>(&err).expect("in chain");
-        assert_eq!(&*found.provider, "github");
+    fn a_missing_upstream_token_asks_for_login_again() {
+        let err = CheckError::Strategy(StrategyError::Upstream(UpstreamError::NotFound(
+            Arc::from("github"),
+        )));
         let denial = Denial::from_error(&err, &challenge());
         assert_eq!(denial.grpc, GrpcCode::Unauthenticated);
         assert_eq!(denial.http_status, 401);
@@ -298,6 +279,22 @@ mod tests {
             Some(
                 "Bearer realm=\"https://mcp.example.com\", resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\", error=\"invalid_token\", error_description=\"upstream token for provider \\\"github\\\" is unavailable; re-authentication required\""
             )
+        );
+    }
+
+    #[test]
+    fn a_refused_refresh_is_answered_like_a_missing_token() {
+        let answer = |e: UpstreamError| {
+            let d = Denial::from_error(
+                &CheckError::Strategy(StrategyError::Upstream(e)),
+                &challenge(),
+            );
+            (d.grpc, d.http_status, d.www_authenticate, d.body, d.reason)
+        };
+        let github = || Arc::<str>::from("github");
+        assert_eq!(
+            answer(UpstreamError::ProviderRefused(github())),
+            answer(UpstreamError::NotFound(github()))
         );
     }
 
@@ -312,7 +309,9 @@ mod tests {
 
     #[test]
     fn store_unavailable_is_503_not_a_denial() {
-        let err = CheckError::Strategy(StrategyError::Store(StoreError::Unavailable("down")));
+        let err = CheckError::Strategy(StrategyError::Upstream(UpstreamError::StoreUnavailable(
+            "down",
+        )));
         let denial = Denial::from_error(&err, &challenge());
         assert_eq!(
             (denial.grpc, denial.http_status),

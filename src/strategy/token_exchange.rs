@@ -106,7 +106,7 @@ impl TokenExchange {
     /// Sets `authorization: Bearer <exchanged token>`, from the cache when possible.
     ///
     /// # Errors
-    /// [`StrategyError::UpstreamTokenNotFound`] when the named provider's token is missing (no
+    /// [`StrategyError::Upstream`] when the named provider's token is missing (no
     /// fallback to the caller's JWT); [`StrategyError::Exchange`] when the endpoint refuses, fails
     /// or does not answer within the Check's deadline.
     pub async fn apply(&self, ctx: &StrategyContext<'_>) -> Result<Mutations, StrategyError> {

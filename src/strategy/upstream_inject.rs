@@ -18,8 +18,8 @@ impl UpstreamInject {
     /// sets it as the bearer.
     ///
     /// # Errors
-    /// [`StrategyError::UpstreamTokenNotFound`] when the caller has no `tsid` or no usable token
-    /// for the provider; [`StrategyError::Store`] when the store fails.
+    /// [`StrategyError::Upstream`] when the caller has no `tsid` or no usable token
+    /// for the provider; the same error when the store fails.
     pub async fn apply(&self, ctx: &StrategyContext<'_>) -> Result<Mutations, StrategyError> {
         let record = ctx
             .upstream_token(&self.provider, "upstream_inject")

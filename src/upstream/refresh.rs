@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::idp::{IdpError, UpstreamProvider};
-use super::{StoreError, UpstreamStore, UpstreamToken, UpstreamTokenNotFound};
+use super::{UpstreamError, UpstreamStore, UpstreamToken};
 use crate::secret::Tsid;
 use crate::telemetry::metrics::RefreshMetrics;
 use crate::time::unix_now;
@@ -88,10 +88,10 @@ impl Refresher {
     /// A fresh record for (tsid, provider) whose stored access token has expired.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] when the token cannot be refreshed (no refresh token, the
-    /// provider refused): the user must log in again. [`StoreError::RefreshUnavailable`] when
-    /// the provider does not answer within the Check's deadline, [`StoreError::Unavailable`]
-    /// when the store fails.
+    /// [`UpstreamError::NotFound`] when there is nothing to refresh with and
+    /// [`UpstreamError::ProviderRefused`] when the provider says no: the user must log in again.
+    /// [`UpstreamError::ProviderUnavailable`] when the provider does not answer within the
+    /// Check's deadline, [`UpstreamError::StoreUnavailable`] when the store fails.
     pub async fn refresh(
         &self,
         store: &Arc<UpstreamStore>,
@@ -99,12 +99,11 @@ impl Refresher {
         provider: &Arc<str>,
         stale: Arc<UpstreamToken>,
         deadline: Instant,
-    ) -> Result<Arc<UpstreamToken>, StoreError> {
-        let idp = self.providers.get(provider).ok_or_else(|| {
-            StoreError::NotFound(UpstreamTokenNotFound {
-                provider: provider.clone(),
-            })
-        })?;
+    ) -> Result<Arc<UpstreamToken>, UpstreamError> {
+        let idp = self
+            .providers
+            .get(provider)
+            .ok_or_else(|| UpstreamError::NotFound(provider.clone()))?;
         let lock = lock_key(tsid, provider);
         let digest: [u8; 32] = Sha256::digest(lock.as_bytes()).into();
         let job = Job {
@@ -120,8 +119,8 @@ impl Refresher {
             let task = tokio::spawn(job.run());
             match tokio::time::timeout_at(deadline, task).await {
                 Ok(Ok(outcome)) => outcome,
-                Ok(Err(_)) => Err(StoreError::RefreshUnavailable(provider.clone())),
-                Err(_) => Err(StoreError::RefreshUnavailable(provider.clone())),
+                Ok(Err(_)) => Err(UpstreamError::ProviderUnavailable(provider.clone())),
+                Err(_) => Err(UpstreamError::ProviderUnavailable(provider.clone())),
             }
         };
         self.inflight
@@ -147,21 +146,19 @@ fn replaced(current: &UpstreamToken, stale: &UpstreamToken, now: u64) -> bool {
 }
 
 impl Job {
-    fn not_found(&self) -> StoreError {
-        StoreError::NotFound(UpstreamTokenNotFound {
-            provider: self.provider.clone(),
-        })
+    fn not_found(&self) -> UpstreamError {
+        UpstreamError::NotFound(self.provider.clone())
     }
 
-    async fn run(self) -> Result<Arc<UpstreamToken>, StoreError> {
+    async fn run(self) -> Result<Arc<UpstreamToken>, UpstreamError> {
         let deadline = Instant::now() + MAX_TASK_TIME;
         let outcome = tokio::time::timeout_at(deadline, self.across_replicas(deadline))
             .await
-            .unwrap_or_else(|_| Err(StoreError::RefreshUnavailable(self.provider.clone())));
+            .unwrap_or_else(|_| Err(UpstreamError::ProviderUnavailable(self.provider.clone())));
         let result = match &outcome {
             Ok((_, Refreshed::Here)) => "ok",
             Ok((_, Refreshed::Elsewhere)) => "replaced_elsewhere",
-            Err(StoreError::NotFound(_)) => "refused",
+            Err(UpstreamError::NotFound(_) | UpstreamError::ProviderRefused(_)) => "refused",
             Err(_) => "unavailable",
         };
         self.metrics.record(&self.provider, result);
@@ -171,7 +168,7 @@ impl Job {
     async fn across_replicas(
         &self,
         deadline: Instant,
-    ) -> Result<(Arc<UpstreamToken>, Refreshed), StoreError> {
+    ) -> Result<(Arc<UpstreamToken>, Refreshed), UpstreamError> {
         let owner = crate::random::token(16);
         loop {
             if self
@@ -199,7 +196,7 @@ impl Job {
     async fn as_owner(
         &self,
         deadline: Instant,
-    ) -> Result<(Arc<UpstreamToken>, Refreshed), StoreError> {
+    ) -> Result<(Arc<UpstreamToken>, Refreshed), UpstreamError> {
         // Compare before redeeming: another replica may have rotated the refresh token already.
         let current = self
             .store
@@ -220,11 +217,11 @@ impl Job {
             .map_err(|e| match e {
                 IdpError::Rejected { .. } => {
                     tracing::debug!(provider = %self.provider, error = %e, "upstream refresh refused");
-                    self.not_found()
+                    UpstreamError::ProviderRefused(self.provider.clone())
                 }
                 IdpError::Unavailable { .. } => {
                     tracing::warn!(provider = %self.provider, error = %e, "upstream refresh failed");
-                    StoreError::RefreshUnavailable(self.provider.clone())
+                    UpstreamError::ProviderUnavailable(self.provider.clone())
                 }
             })?;
         let now = unix_now();
