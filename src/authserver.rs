@@ -26,7 +26,8 @@ pub use error::OAuthError;
 pub use keys::SigningKey;
 
 use crate::config::AuthServerConfig;
-use crate::upstream::{UpstreamProvider, UpstreamStore};
+use crate::oauth::provider::UpstreamProvider;
+use crate::upstream::UpstreamStore;
 
 /// Lifetimes of what the server issues.
 #[derive(Debug, Clone, Copy)]

@@ -26,7 +26,7 @@ pub mod config;
 pub mod identity;
 #[cfg(feature = "kubernetes")]
 pub mod kubernetes;
-mod outbound;
+pub mod oauth;
 pub mod random;
 pub mod reload;
 pub mod response;

@@ -4,7 +4,6 @@
 //!
 //! Reads are lazy: a Check reads only the one provider its backend needs.
 
-pub mod idp;
 mod memory;
 mod redis;
 pub mod refresh;
@@ -19,7 +18,6 @@ pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::secret::{is_b64token, Token, Tsid};
 use crate::time::unix_now;
-pub use idp::{IdpError, TokenSet, UpstreamProvider};
 pub use refresh::Refresher;
 
 /// Why the caller's upstream token for a provider cannot be used: the one error of the lookup

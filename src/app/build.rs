@@ -16,6 +16,8 @@ use crate::config::{
     TokenExchangeCacheConfig, TokenExchangeConfig, UpstreamConfig, Violation,
 };
 use crate::identity::{KeySet, KeySource, RemoteJwks, Verifier, VerifierSettings};
+use crate::oauth::http_client;
+use crate::oauth::provider::UpstreamProvider;
 use crate::response::Challenge;
 use crate::secret::Token;
 use crate::strategy::token_exchange::{
@@ -26,7 +28,7 @@ use crate::strategy::{
     Backend, Backends, HeaderInjection, Strategy, TokenExchange, UpstreamInject, DEFAULT_BACKEND,
 };
 use crate::telemetry::metrics::{ExchangeMetrics, Metrics};
-use crate::upstream::{MemoryStore, RedisStore, Refresher, UpstreamProvider, UpstreamStore};
+use crate::upstream::{MemoryStore, RedisStore, Refresher, UpstreamStore};
 
 /// One configuration's subsystems, built from a valid config and swapped whole on reload.
 #[derive(Debug)]
@@ -43,8 +45,11 @@ pub struct Runtime {
     pub resource_metadata_path: String,
     /// The configuration this was built from (to see what a reload changes).
     pub config: Arc<Config>,
-    /// The exchanged-token cache and client, kept across reloads that do not change it.
+    /// The exchanged-token cache, kept across reloads that do not change it.
     pub exchange_shared: Option<Arc<ExchangeShared>>,
+    /// The one outbound HTTP client (token endpoints, discovery, JWKS), built at boot and kept
+    /// across reloads with its connection pool.
+    pub http: reqwest::Client,
 }
 
 /// Validates `config` and builds the runtime. Warnings are returned for the caller to log.
@@ -65,6 +70,11 @@ pub async fn build(
     let resource = url::Url::parse(&config.server.resource_url)
         .map_err(|e| resource_error("server.resourceUrl", e.to_string()))?;
     let (prm_url, prm_path) = protected_resource_metadata_url(&resource);
+    let http = match previous {
+        Some(p) => p.http.clone(),
+        None => http_client()
+            .map_err(|e| resource_error("server", format!("outbound HTTP client: {e}")))?,
+    };
 
     // On a reload, what did not change is kept: an ephemeral key (or every token dies), the
     // store (or every login in a memory store is lost), the verifier and its cache, and the
@@ -131,7 +141,8 @@ pub async fn build(
                             KeySource::Static(set)
                         }
                         (None, None, Some(url)) => {
-                            let remote = RemoteJwks::new(url.clone(), Duration::from_secs(10));
+                            let remote =
+                                RemoteJwks::new(url.clone(), Duration::from_secs(10), http.clone());
                             if let Err(e) = remote.refresh().await {
                                 tracing::warn!("{e}; will retry when a token arrives");
                             }
@@ -185,12 +196,6 @@ pub async fn build(
 
     let (auth_server, refresher) = match (&config.auth_server, &signing_key) {
         (Some(server), Some(key)) => {
-            let http = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(Duration::from_secs(2))
-                .user_agent(concat!("mcp-authz/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| resource_error("authServer", e.to_string()))?;
             let mut providers = Vec::new();
             for (i, upstream) in server.upstreams.iter().enumerate() {
                 let path = format!("authServer.upstreams[{i}]");
@@ -213,6 +218,7 @@ pub async fn build(
         env,
         exchange_settings: exchange_settings(&config.outgoing_auth.token_exchange_cache),
         exchange_metrics: metrics.exchange(),
+        http: http.clone(),
         exchange_shared: previous
             .filter(|p| {
                 p.config.outgoing_auth.token_exchange_cache
@@ -275,6 +281,7 @@ pub async fn build(
             },
             config: Arc::new(config.clone()),
             exchange_shared: builder.exchange_shared,
+            http,
             signing_key,
             auth_server,
             resource_metadata,
@@ -322,12 +329,13 @@ fn exchange_settings(c: &TokenExchangeCacheConfig) -> CacheSettings {
     }
 }
 
-/// Builds strategies; every `token_exchange` backend shares one HTTP client and cache.
+/// Builds strategies; every `token_exchange` backend shares one cache and the HTTP client.
 struct BackendBuilder<'a> {
     env: &'a dyn Environment,
     exchange_settings: CacheSettings,
     exchange_metrics: ExchangeMetrics,
     exchange_shared: Option<Arc<ExchangeShared>>,
+    http: reqwest::Client,
 }
 
 impl BackendBuilder<'_> {
@@ -417,10 +425,11 @@ impl BackendBuilder<'_> {
         let shared = match &self.exchange_shared {
             Some(shared) => shared.clone(),
             None => {
-                let shared = Arc::new(
-                    ExchangeShared::new(self.exchange_settings, self.exchange_metrics.clone())
-                        .map_err(|e| format!("HTTP client: {e}"))?,
-                );
+                let shared = Arc::new(ExchangeShared::new(
+                    self.exchange_settings,
+                    self.exchange_metrics.clone(),
+                    self.http.clone(),
+                ));
                 self.exchange_shared = Some(shared.clone());
                 shared
             }

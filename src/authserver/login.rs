@@ -21,10 +21,11 @@ use super::records::{
 };
 use super::Handle;
 use super::{parts, AuthServer, OAuthError};
+use crate::oauth::provider::IdpError;
 use crate::random;
 use crate::secret::{Token, Tsid};
 use crate::time::unix_now;
-use crate::upstream::{IdpError, UpstreamStore, UpstreamToken};
+use crate::upstream::{UpstreamStore, UpstreamToken};
 
 /// Longest `state` a client may send (echoed back in the redirect).
 const MAX_STATE_LENGTH: usize = 1024;

@@ -157,6 +157,9 @@ impl KeySource {
     }
 }
 
+/// How long one JWKS fetch may take, connection to last byte.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A JWKS fetched over HTTP(S).
 pub struct RemoteJwks {
     url: String,
@@ -175,13 +178,9 @@ impl std::fmt::Debug for RemoteJwks {
 }
 
 impl RemoteJwks {
-    /// A source for `url`; call [`RemoteJwks::refresh`] once at boot.
-    pub fn new(url: String, min_interval: Duration) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+    /// A source for `url` fetched with `client` (which must not follow redirects); call
+    /// [`RemoteJwks::refresh`] once at boot.
+    pub fn new(url: String, min_interval: Duration, client: reqwest::Client) -> Self {
         Self {
             url,
             client,
@@ -200,6 +199,7 @@ impl RemoteJwks {
             let response = self
                 .client
                 .get(&self.url)
+                .timeout(FETCH_TIMEOUT)
                 .send()
                 .await
                 .map_err(|e| format!("fetch failed: {e}"))?;

@@ -43,24 +43,14 @@ pub struct ExchangeShared {
 }
 
 impl ExchangeShared {
-    /// The HTTP client (no redirects: a token endpoint that redirects is refused) and an empty
-    /// cache.
-    ///
-    /// # Errors
-    /// When the TLS stack cannot be initialised.
-    pub fn new(settings: CacheSettings, metrics: ExchangeMetrics) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(2))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .user_agent(concat!("mcp-authz/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self {
+    /// An empty cache; exchanges go out through `http` (which must not follow redirects: a
+    /// token endpoint that redirects is refused).
+    pub fn new(settings: CacheSettings, metrics: ExchangeMetrics, http: reqwest::Client) -> Self {
+        Self {
             http,
             cache: ExchangeCache::new(settings),
             metrics,
-        })
+        }
     }
 }
 
@@ -314,9 +304,11 @@ mod tests {
             }),
             subject_provider: None,
             timeout: Duration::from_secs(1),
-            shared: Arc::new(
-                ExchangeShared::new(CacheSettings::default(), Metrics::new().exchange()).unwrap(),
-            ),
+            shared: Arc::new(ExchangeShared::new(
+                CacheSettings::default(),
+                Metrics::new().exchange(),
+                crate::oauth::http_client().unwrap(),
+            )),
             last_warned: AtomicU64::new(0),
         });
         assert!(exchange.may_warn());

@@ -16,8 +16,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use super::idp::{IdpError, UpstreamProvider};
 use super::{UpstreamError, UpstreamStore, UpstreamToken};
+use crate::oauth::provider::{IdpError, UpstreamProvider};
 use crate::secret::Tsid;
 use crate::telemetry::metrics::RefreshMetrics;
 use crate::time::unix_now;

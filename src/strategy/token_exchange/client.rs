@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use url::form_urlencoded;
 
-use crate::outbound::{basic_auth, read_capped, recognised_error_code, BodyError};
+use crate::oauth::basic_auth;
+use crate::oauth::token_endpoint::{self, Answer, Status, Transport};
 use crate::secret::{is_b64token, Token};
 
 /// `grant_type` of RFC 8693.
@@ -16,8 +17,6 @@ pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// The only token type we request and accept as a bearer.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-/// Largest response body read (1 MiB).
-pub(super) const MAX_BODY_BYTES: usize = 1 << 20;
 /// Largest issued token we put in a header.
 pub(super) const MAX_ISSUED_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -143,44 +142,21 @@ impl ExchangeRequest {
         subject_token: &Token,
         budget: Duration,
     ) -> Result<Issued, ExchangeError> {
-        let mut request = http
-            .post(self.token_url.clone())
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .body(self.body(subject_token));
-        if let Some(auth) = &self.basic_auth {
-            request = request.header(http::header::AUTHORIZATION, auth.expose_secret());
-        }
-        tokio::time::timeout(budget, async {
-            let response = request.send().await.map_err(classify)?;
-            let status = response.status().as_u16();
-            let body = read_body(response).await?;
-            parse_response(status, &body)
-        })
-        .await
-        .unwrap_or(Err(ExchangeError::Timeout))
-    }
-}
-
-fn classify(error: reqwest::Error) -> ExchangeError {
-    if error.is_timeout() {
-        ExchangeError::Timeout
-    } else {
-        ExchangeError::Unreachable
-    }
-}
-
-async fn read_body(response: reqwest::Response) -> Result<Vec<u8>, ExchangeError> {
-    read_capped(response, MAX_BODY_BYTES)
+        let answer = token_endpoint::post(
+            http,
+            &self.token_url,
+            self.basic_auth.as_ref(),
+            self.body(subject_token),
+            budget,
+        )
         .await
         .map_err(|e| match e {
-            BodyError::TooLarge => ExchangeError::InvalidResponse("response body over 1 MiB"),
-            BodyError::Timeout => ExchangeError::Timeout,
-            BodyError::Failed => ExchangeError::Unreachable,
-        })
+            Transport::TooLarge => ExchangeError::InvalidResponse("response body over 1 MiB"),
+            Transport::Timeout => ExchangeError::Timeout,
+            Transport::Unreachable => ExchangeError::Unreachable,
+        })?;
+        check_answer(answer)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -192,35 +168,35 @@ struct TokenResponse {
     error: Option<String>,
 }
 
+impl token_endpoint::TokenResponse for TokenResponse {
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}
+
 /// Checks one token-endpoint answer against RFC 8693 §2.2.
 ///
 /// # Errors
 /// [`ExchangeError`] for every answer that does not give a usable bearer token.
-pub(super) fn parse_response(status: u16, body: &[u8]) -> Result<Issued, ExchangeError> {
-    let parsed = serde_json::from_slice::<TokenResponse>(body).ok();
-    let error_code = || {
-        parsed
-            .as_ref()
-            .and_then(|p| p.error.as_deref())
-            .map(recognised_error_code)
-    };
-    match status {
-        200..=299 => {}
-        408 | 429 | 500..=599 => return Err(ExchangeError::ServerError(status)),
-        400..=499 => {
+fn check_answer(answer: Answer<TokenResponse>) -> Result<Issued, ExchangeError> {
+    let status = answer.status;
+    let code = answer.error_code();
+    match answer.class() {
+        Status::Success => {}
+        Status::Transient | Status::Unexpected => return Err(ExchangeError::ServerError(status)),
+        Status::Refused => {
             return Err(ExchangeError::Rejected {
                 status,
-                code: error_code().unwrap_or("none"),
+                code: code.unwrap_or("none"),
             })
         }
-        _ => return Err(ExchangeError::ServerError(status)),
     }
-    let Some(response) = parsed.as_ref() else {
+    let Some(response) = answer.parsed.as_ref() else {
         return Err(ExchangeError::InvalidResponse(
             "body is not a JSON token response",
         ));
     };
-    if let Some(code) = error_code() {
+    if let Some(code) = code {
         return Err(ExchangeError::Rejected { status, code });
     }
     let access_token = match response.access_token.as_deref() {
@@ -268,6 +244,13 @@ pub(super) fn parse_response(status: u16, body: &[u8]) -> Result<Issued, Exchang
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_response(status: u16, body: &[u8]) -> Result<Issued, ExchangeError> {
+        check_answer(Answer {
+            status,
+            parsed: serde_json::from_slice(body).ok(),
+        })
+    }
 
     const OK: &str = r#"{"access_token":"xt-1","token_type":"Bearer","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","expires_in":300}"#;
 

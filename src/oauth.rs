@@ -1,11 +1,37 @@
 // SPDX-License-Identifier: Apache-2.0
-//! What every outbound OAuth call shares (token exchange, upstream code redemption and refresh):
-//! RFC 6749 client authentication and a response body read with a size cap.
+//! Outbound OAuth: the one HTTP client every outbound call uses, the token-endpoint call that
+//! code redemption, refresh and token exchange share, and the upstream identity providers.
+//! Nothing an endpoint says is echoed: errors carry fixed texts and recognised RFC codes only.
+
+pub mod provider;
+pub(crate) mod token_endpoint;
+
+use std::time::Duration;
 
 use base64::Engine as _;
 use url::form_urlencoded;
 
 use crate::secret::Token;
+
+/// Largest response body read from a token, discovery or JWKS endpoint (1 MiB).
+pub(crate) const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The outbound HTTP client, built once and shared by token endpoints, OIDC discovery and JWKS
+/// fetches: redirects are never followed (an endpoint that redirects is refused), connections
+/// time out after 2 s, and TLS is rustls with the platform's verifier. Each call sets its own
+/// overall timeout.
+///
+/// # Errors
+/// When the TLS stack cannot be initialised; `serve` stops with this error.
+pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(2))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(concat!("mcp-authz/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
 
 /// Why a response body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

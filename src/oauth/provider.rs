@@ -8,13 +8,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
+use super::token_endpoint::{self, Answer, Status, Transport};
+use super::{basic_auth, form_encode, read_capped, MAX_BODY_BYTES};
 use crate::config::{UpstreamConfig, UpstreamType};
 use crate::identity::{RemoteJwks, ALLOWED_ALGORITHMS};
-use crate::outbound::{basic_auth, form_encode, read_capped, recognised_error_code, BodyError};
 use crate::secret::{is_b64token, Token};
 
-/// Largest token or discovery response read from a provider.
-const MAX_BODY_BYTES: usize = 1 << 20;
 /// Clock leeway for ID-token `exp`/`iat`.
 const ID_TOKEN_LEEWAY_SECS: u64 = 60;
 
@@ -99,6 +98,12 @@ struct TokenResponse {
     id_token: Option<String>,
     expires_in: Option<serde_json::Value>,
     error: Option<String>,
+}
+
+impl token_endpoint::TokenResponse for TokenResponse {
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
 }
 
 #[derive(Deserialize)]
@@ -223,7 +228,11 @@ impl UpstreamProvider {
             return Err(self.unavailable("discovery issuer mismatch"));
         }
         let parse = |u: &str| url::Url::parse(u).map_err(|_| self.unavailable("bad endpoint URL"));
-        let jwks = RemoteJwks::new(doc.jwks_uri.clone(), Duration::from_secs(10));
+        let jwks = RemoteJwks::new(
+            doc.jwks_uri.clone(),
+            Duration::from_secs(10),
+            self.http.clone(),
+        );
         if let Err(e) = jwks.refresh().await {
             tracing::warn!(provider = %self.name, "{e}");
         }
@@ -320,56 +329,38 @@ impl UpstreamProvider {
         budget: Duration,
     ) -> Result<TokenSet, IdpError> {
         let endpoints = self.endpoints().await?;
-        let mut request = self
-            .http
-            .post(endpoints.token.clone())
-            .timeout(budget)
-            .header(http::header::ACCEPT, "application/json")
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            );
-        match &self.client_auth {
-            Some(auth) => {
-                request = request.header(http::header::AUTHORIZATION, auth.expose_secret())
-            }
+        let authorization = match &self.client_auth {
+            Some(auth) => Some(auth),
             None => {
                 form.push_str("&client_id=");
                 form.push_str(&form_encode(&self.client_id));
+                None
             }
-        }
-        let response = request.body(form).send().await.map_err(|e| {
-            self.unavailable(if e.is_timeout() {
-                "token endpoint timed out"
-            } else {
-                "token endpoint unreachable"
-            })
-        })?;
-        let status = response.status().as_u16();
-        let body = read_capped(response, MAX_BODY_BYTES)
-            .await
-            .map_err(|e| match e {
-                BodyError::TooLarge => self.rejected("token response over 1 MiB"),
-                BodyError::Timeout => self.unavailable("token endpoint timed out"),
-                BodyError::Failed => self.unavailable("token endpoint unreachable"),
-            })?;
-        self.parse_tokens(status, &body)
+        };
+        let answer =
+            token_endpoint::post(&self.http, &endpoints.token, authorization, form, budget)
+                .await
+                .map_err(|e| match e {
+                    Transport::TooLarge => self.rejected("token response over 1 MiB"),
+                    Transport::Timeout => self.unavailable("token endpoint timed out"),
+                    Transport::Unreachable => self.unavailable("token endpoint unreachable"),
+                })?;
+        self.check_answer(answer)
     }
 
-    fn parse_tokens(&self, status: u16, body: &[u8]) -> Result<TokenSet, IdpError> {
-        let parsed = serde_json::from_slice::<TokenResponse>(body).ok();
-        let code = parsed
-            .as_ref()
-            .and_then(|p| p.error.as_deref())
-            .map(recognised_error_code);
-        match status {
-            200..=299 => {}
-            408 | 429 | 500..=599 => return Err(self.unavailable("token endpoint failed")),
-            _ => return Err(self.rejected(code.unwrap_or("token request refused"))),
+    fn check_answer(&self, answer: Answer<TokenResponse>) -> Result<TokenSet, IdpError> {
+        let code = answer.error_code();
+        match answer.class() {
+            Status::Success => {}
+            Status::Transient => return Err(self.unavailable("token endpoint failed")),
+            Status::Refused | Status::Unexpected => {
+                return Err(self.rejected(code.unwrap_or("token request refused")))
+            }
         }
         if let Some(code) = code {
             return Err(self.rejected(code));
         }
+        let parsed = answer.parsed;
         let Some(response) = parsed else {
             return Err(self.rejected("token response is not JSON"));
         };
