@@ -8,9 +8,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde::{Deserialize, Deserializer, Serializer};
 use sha2::{Digest, Sha256};
-
-pub use secrecy::{ExposeSecret, SecretString};
 
 /// A bearer credential (a JWT or an upstream access token), cheap to clone.
 #[derive(Clone)]
@@ -68,6 +67,100 @@ impl Tsid {
 impl fmt::Debug for Tsid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Tsid([redacted])")
+    }
+}
+
+/// A credential a stored record may write: the value [`exposed`] serializes.
+pub trait Exposed {
+    /// The value.
+    fn exposed(&self) -> &str;
+}
+
+impl Exposed for Token {
+    fn exposed(&self) -> &str {
+        self.expose_secret()
+    }
+}
+
+impl Exposed for Tsid {
+    fn exposed(&self) -> &str {
+        self.expose_secret()
+    }
+}
+
+impl<T: Exposed + ?Sized> Exposed for &T {
+    fn exposed(&self) -> &str {
+        (**self).exposed()
+    }
+}
+
+/// A credential a stored record may read back.
+pub trait StoredSecret: Exposed + Sized {
+    /// Wraps a value read back from the store.
+    fn from_stored(value: String) -> Self;
+}
+
+impl StoredSecret for Token {
+    fn from_stored(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+impl StoredSecret for Tsid {
+    fn from_stored(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+/// `#[serde(with = "crate::secret::exposed")]`: the one way a secret field of a stored record is
+/// written (as its plain string) and read back. The secret types have no `Serialize` of their
+/// own, so a secret cannot be serialized by accident.
+pub mod exposed {
+    use super::{Deserialize, Deserializer, Exposed, Serializer, StoredSecret};
+
+    /// Writes the value.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<T: Exposed, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(value.exposed())
+    }
+
+    /// Reads the value.
+    ///
+    /// # Errors
+    /// When it is not a string.
+    pub fn deserialize<'de, T: StoredSecret, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+        String::deserialize(d).map(T::from_stored)
+    }
+}
+
+/// [`exposed`] for an optional field.
+pub mod exposed_option {
+    use super::{Deserialize, Deserializer, Exposed, Serializer, StoredSecret};
+
+    /// Writes the value, or `null`.
+    ///
+    /// # Errors
+    /// The serializer's.
+    pub fn serialize<T: Exposed, S: Serializer>(
+        value: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => s.serialize_some(v.exposed()),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads the value, or `null`.
+    ///
+    /// # Errors
+    /// When it is neither a string nor `null`.
+    pub fn deserialize<'de, T: StoredSecret, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        Option::<String>::deserialize(d).map(|v| v.map(T::from_stored))
     }
 }
 

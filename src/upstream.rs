@@ -73,20 +73,36 @@ pub enum StoreError {
     Unavailable(&'static str),
 }
 
-/// One provider's tokens for one login session: storage schema v1.
-#[derive(Clone)]
+/// One provider's tokens for one login session: storage schema v1 (its JSON form, camelCase,
+/// absent fields omitted).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UpstreamToken {
     /// The upstream access token, injected or exchanged.
+    #[serde(with = "crate::secret::exposed")]
     pub access_token: Token,
     /// Refresh token, if the provider issued one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::secret::exposed_option"
+    )]
     pub refresh_token: Option<Token>,
     /// OIDC ID token, if any.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::secret::exposed_option"
+    )]
     pub id_token: Option<Token>,
     /// Access-token expiry, unix seconds; `None` = never expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
     /// Upstream subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// OAuth client that started the login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
 }
 
@@ -100,39 +116,11 @@ impl std::fmt::Debug for UpstreamToken {
     }
 }
 
-/// The JSON record of schema v1; private so that tokens leave it only as [`Token`]s.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Record {
-    access_token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    id_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_at: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    subject: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    client_id: Option<String>,
-}
-
 impl UpstreamToken {
     /// Serialises to the schema v1 JSON record.
     pub fn to_json(&self) -> Vec<u8> {
-        let record = Record {
-            access_token: self.access_token.expose_secret().to_owned(),
-            refresh_token: self
-                .refresh_token
-                .as_ref()
-                .map(|t| t.expose_secret().to_owned()),
-            id_token: self.id_token.as_ref().map(|t| t.expose_secret().to_owned()),
-            expires_at: self.expires_at,
-            subject: self.subject.clone(),
-            client_id: self.client_id.clone(),
-        };
-        // A struct of strings and integers always serialises.
-        serde_json::to_vec(&record).unwrap_or_default()
+        // Strings and integers always serialise.
+        serde_json::to_vec(self).unwrap_or_default()
     }
 
     /// Parses a schema v1 JSON record.
@@ -140,17 +128,9 @@ impl UpstreamToken {
     /// # Errors
     /// [`StoreError::Corrupt`] when it is not one; the content is never echoed.
     pub fn from_json(bytes: &[u8], provider: &Arc<str>) -> Result<Self, StoreError> {
-        let record: Record = serde_json::from_slice(bytes).map_err(|_| StoreError::Corrupt {
+        serde_json::from_slice(bytes).map_err(|_| StoreError::Corrupt {
             provider: provider.clone(),
             reason: "not a schema v1 JSON record",
-        })?;
-        Ok(Self {
-            access_token: Token::new(record.access_token),
-            refresh_token: record.refresh_token.map(Token::new),
-            id_token: record.id_token.map(Token::new),
-            expires_at: record.expires_at,
-            subject: record.subject,
-            client_id: record.client_id,
         })
     }
 

@@ -59,7 +59,8 @@ pub(super) struct AuthorizeParams {
 /// `/oauth/callback` query parameters (from an upstream).
 #[derive(Debug, Deserialize)]
 pub(super) struct CallbackParams {
-    code: Option<String>,
+    #[serde(default, with = "crate::secret::exposed_option")]
+    code: Option<Token>,
     state: Option<String>,
     error: Option<String>,
 }
@@ -204,8 +205,8 @@ pub(super) async fn authorize(
         started_at: unix_now(),
         leg: 0,
         secrets: LegSecrets {
-            verifier: String::new(),
-            nonce: String::new(),
+            verifier: Token::new(""),
+            nonce: Token::new(""),
         },
         done: Vec::new(),
     };
@@ -234,15 +235,15 @@ async fn start_leg(
     }
     let upstream_state = random::token(32);
     pending.secrets = LegSecrets {
-        verifier: random::token(32),
-        nonce: random::token(16),
+        verifier: Token::new(random::token(32)),
+        nonce: Token::new(random::token(16)),
     };
     let url = provider
         .authorization_url(
             &server.callback_url(),
             &upstream_state,
-            &random::pkce_s256(&pending.secrets.verifier),
-            &pending.secrets.nonce,
+            &random::pkce_s256(pending.secrets.verifier.expose_secret()),
+            pending.secrets.nonce.expose_secret(),
         )
         .await;
     let url = match url {
@@ -312,15 +313,15 @@ pub(super) async fn callback(
         tracing::debug!(provider = %provider.name(), "upstream returned an error at the callback");
         return denied("the upstream identity provider did not authorize the login");
     }
-    let Some(code) = params.code.as_deref() else {
+    let Some(code) = params.code.as_ref().map(Token::expose_secret) else {
         return denied("the upstream identity provider returned no code");
     };
     let redeemed = provider
         .redeem_code(
             code,
-            &pending.secrets.verifier,
+            pending.secrets.verifier.expose_secret(),
             &server.callback_url(),
-            &pending.secrets.nonce,
+            pending.secrets.nonce.expose_secret(),
         )
         .await;
     let (tokens, subject) = match redeemed {
@@ -344,9 +345,9 @@ pub(super) async fn callback(
     let mut pending = pending;
     pending.done.push(LegTokens {
         provider: provider.name().to_string(),
-        access_token: tokens.access_token.expose_secret().to_owned(),
-        refresh_token: tokens.refresh_token.map(|t| t.expose_secret().to_owned()),
-        id_token: tokens.id_token.map(|t| t.expose_secret().to_owned()),
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        id_token: tokens.id_token,
         expires_at: tokens.expires_in.map(|d| now + d.as_secs()),
         subject,
     });
@@ -371,9 +372,9 @@ async fn finish(server: &AuthServer, store: &UpstreamStore, pending: PendingLogi
     let tsid = Tsid::new(random::token(16));
     for (i, leg) in pending.done.iter().enumerate() {
         let record = UpstreamToken {
-            access_token: Token::new(leg.access_token.as_str()),
-            refresh_token: leg.refresh_token.as_deref().map(Token::new),
-            id_token: leg.id_token.as_deref().map(Token::new),
+            access_token: leg.access_token.clone(),
+            refresh_token: leg.refresh_token.clone(),
+            id_token: leg.id_token.clone(),
             expires_at: leg.expires_at,
             subject: leg.subject.clone(),
             client_id: Some(pending.client_id.clone()),
@@ -397,7 +398,7 @@ async fn finish(server: &AuthServer, store: &UpstreamStore, pending: PendingLogi
         code_challenge: pending.code_challenge.clone(),
         resource: pending.resource.clone(),
         scope: pending.scope.clone(),
-        tsid: tsid.expose_secret().to_owned(),
+        tsid: tsid.clone(),
         subject,
     };
     if let Err(e) = Records(store)

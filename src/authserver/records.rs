@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::OAuthError;
+use crate::secret::{Token, Tsid};
 use crate::upstream::UpstreamStore;
 
 /// How long a registered client is kept.
@@ -33,9 +34,11 @@ pub struct ClientRecord {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LegSecrets {
     /// PKCE verifier sent when redeeming the upstream code.
-    pub verifier: String,
+    #[serde(with = "crate::secret::exposed")]
+    pub verifier: Token,
     /// OIDC nonce the upstream ID token must echo.
-    pub nonce: String,
+    #[serde(with = "crate::secret::exposed")]
+    pub nonce: Token,
 }
 
 /// Tokens one upstream returned, held until every leg has succeeded.
@@ -44,11 +47,14 @@ pub struct LegTokens {
     /// Provider name.
     pub provider: String,
     /// Access token.
-    pub access_token: String,
+    #[serde(with = "crate::secret::exposed")]
+    pub access_token: Token,
     /// Refresh token.
-    pub refresh_token: Option<String>,
+    #[serde(with = "crate::secret::exposed_option")]
+    pub refresh_token: Option<Token>,
     /// ID token.
-    pub id_token: Option<String>,
+    #[serde(with = "crate::secret::exposed_option")]
+    pub id_token: Option<Token>,
     /// Expiry, unix seconds.
     pub expires_at: Option<u64>,
     /// Upstream subject (OIDC `sub`).
@@ -94,7 +100,8 @@ pub struct CodeRecord {
     /// Scope of the tokens.
     pub scope: Option<String>,
     /// Links our tokens to the stored upstream tokens.
-    pub tsid: String,
+    #[serde(with = "crate::secret::exposed")]
+    pub tsid: Tsid,
     /// Our `sub`.
     pub subject: String,
 }
@@ -109,7 +116,8 @@ pub struct RefreshRecord {
     /// Scope of the tokens.
     pub scope: Option<String>,
     /// Links our tokens to the stored upstream tokens.
-    pub tsid: String,
+    #[serde(with = "crate::secret::exposed")]
+    pub tsid: Tsid,
     /// Our `sub`.
     pub subject: String,
     /// Every refresh token descending from one code shares a family; reuse revokes it.
@@ -188,4 +196,38 @@ fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<T>, OAut
     bytes
         .map(|b| serde_json::from_slice(&b).map_err(|_| OAuthError::server_error()))
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_fields_are_stored_as_plain_strings_and_never_printed() {
+        let record = RefreshRecord {
+            client_id: "c".to_owned(),
+            resource: "https://mcp.example.com/mcp".to_owned(),
+            scope: None,
+            tsid: Tsid::new("tsid-secret-value"),
+            subject: "u1".to_owned(),
+            family: "f".to_owned(),
+        };
+        let json: serde_json::Value = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["tsid"], "tsid-secret-value");
+        let back: RefreshRecord = serde_json::from_value(json).unwrap();
+        assert_eq!(back.tsid, record.tsid);
+        assert!(!format!("{back:?}").contains("tsid-secret-value"));
+
+        let leg: LegTokens = serde_json::from_str(
+            r#"{"provider":"github","access_token":"gho_a","refresh_token":null,"id_token":"eyJ.x.y","expires_at":null,"subject":null}"#,
+        )
+        .unwrap();
+        assert_eq!(leg.access_token.expose_secret(), "gho_a");
+        assert!(leg.refresh_token.is_none());
+        let printed = format!("{leg:?}");
+        assert!(
+            !printed.contains("gho_a") && !printed.contains("eyJ"),
+            "{printed}"
+        );
+    }
 }

@@ -15,6 +15,7 @@ use super::records::{keys, ClientRecord, CodeRecord, Records, RefreshRecord};
 use super::Handle;
 use super::{parts, AuthServer, OAuthError};
 use crate::random;
+use crate::secret::{Token, Tsid};
 use crate::time::unix_now;
 use crate::upstream::UpstreamStore;
 
@@ -22,12 +23,16 @@ use crate::upstream::UpstreamStore;
 #[derive(Debug, Deserialize)]
 pub(super) struct TokenParams {
     grant_type: Option<String>,
-    code: Option<String>,
+    #[serde(default, with = "crate::secret::exposed_option")]
+    code: Option<Token>,
     redirect_uri: Option<String>,
-    code_verifier: Option<String>,
-    refresh_token: Option<String>,
+    #[serde(default, with = "crate::secret::exposed_option")]
+    code_verifier: Option<Token>,
+    #[serde(default, with = "crate::secret::exposed_option")]
+    refresh_token: Option<Token>,
     client_id: Option<String>,
-    client_secret: Option<String>,
+    #[serde(default, with = "crate::secret::exposed_option")]
+    client_secret: Option<Token>,
 }
 
 #[derive(Serialize)]
@@ -39,7 +44,8 @@ struct AccessClaims<'a> {
     iat: u64,
     jti: String,
     client_id: &'a str,
-    tsid: &'a str,
+    #[serde(with = "crate::secret::exposed")]
+    tsid: &'a Tsid,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
 }
@@ -52,7 +58,7 @@ fn equal(a: &str, b: &str) -> bool {
 fn credentials(
     headers: &HeaderMap,
     params: &TokenParams,
-) -> Result<(String, Option<String>), OAuthError> {
+) -> Result<(String, Option<Token>), OAuthError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let encoded = value
             .to_str()
@@ -73,7 +79,7 @@ fn credentials(
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_default()
         };
-        return Ok((decode(id), Some(decode(secret))));
+        return Ok((decode(id), Some(Token::new(decode(secret)))));
     }
     let id = params
         .client_id
@@ -95,7 +101,9 @@ async fn authenticate(
         .await?
         .ok_or_else(OAuthError::invalid_client)?;
     match (&client.secret_digest, secret) {
-        (Some(digest), Some(secret)) if equal(digest, &random::digest(&secret)) => Ok(client),
+        (Some(digest), Some(secret)) if equal(digest, &random::digest(secret.expose_secret())) => {
+            Ok(client)
+        }
         (None, None) => Ok(client),
         _ => Err(OAuthError::invalid_client()),
     }
@@ -137,7 +145,8 @@ async fn redeem_code(
 ) -> Result<RefreshRecord, OAuthError> {
     let code = params
         .code
-        .as_deref()
+        .as_ref()
+        .map(Token::expose_secret)
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let digest = random::digest(code);
     let records = Records(store);
@@ -169,7 +178,8 @@ async fn redeem_code(
     }
     let verifier = params
         .code_verifier
-        .as_deref()
+        .as_ref()
+        .map(Token::expose_secret)
         .filter(|v| random::is_pkce_verifier(v))
         .ok_or_else(|| OAuthError::invalid_grant("code_verifier is missing or malformed"))?;
     if !equal(&random::pkce_s256(verifier), &grant.code_challenge) {
@@ -196,7 +206,8 @@ async fn redeem_refresh(
 ) -> Result<RefreshRecord, OAuthError> {
     let token = params
         .refresh_token
-        .as_deref()
+        .as_ref()
+        .map(Token::expose_secret)
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let digest = random::digest(token);
     let records = Records(store);
