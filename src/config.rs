@@ -7,6 +7,7 @@
 //! path uses, which cannot be invalid.
 
 pub mod load;
+pub mod spec;
 pub mod validate;
 
 use std::collections::BTreeMap;
@@ -35,7 +36,8 @@ impl std::fmt::Debug for InlineSecret {
 }
 
 pub use load::{load_file, parse_str, ConfigError, Environment, ProcessEnv};
-pub use validate::{validate, Severity, Violation};
+pub use spec::Spec;
+pub use validate::{check, validate, Severity, Violation};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

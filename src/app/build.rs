@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use crate::authserver::{AuthServer, SigningKey};
 use crate::check::Pipeline;
-use crate::config::validate::normalize_subject_token_type;
+use crate::config::spec::{StrategySpec, TokenExchangeSpec};
 use crate::config::{
-    validate, Config, ConfigError, Environment, IncomingAuthType, StorageType, StrategyConfig,
-    TokenExchangeCacheConfig, TokenExchangeConfig, UpstreamConfig, Violation,
+    check, Config, ConfigError, Environment, IncomingAuthType, StorageType,
+    TokenExchangeCacheConfig, Violation,
 };
 use crate::identity::{KeySet, KeySource, RemoteJwks, Verifier, VerifierSettings};
 use crate::oauth::http_client;
@@ -52,7 +52,8 @@ pub struct Runtime {
     pub http: reqwest::Client,
 }
 
-/// Validates `config` and builds the runtime. Warnings are returned for the caller to log.
+/// Validates `config` into its [`Spec`](crate::config::Spec) and builds the runtime from it.
+/// Warnings are returned for the caller to log.
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] with every violation, or [`ConfigError::Resource`] when a key file
@@ -63,10 +64,7 @@ pub async fn build(
     metrics: &Metrics,
     previous: Option<&Runtime>,
 ) -> Result<(Runtime, Vec<Violation>), ConfigError> {
-    let violations = validate(config, env);
-    if violations.iter().any(Violation::is_error) {
-        return Err(ConfigError::Invalid(violations));
-    }
+    let (spec, warnings) = check(config, env).map_err(ConfigError::Invalid)?;
     let resource = url::Url::parse(&config.server.resource_url)
         .map_err(|e| resource_error("server.resourceUrl", e.to_string()))?;
     let (prm_url, prm_path) = protected_resource_metadata_url(&resource);
@@ -196,16 +194,11 @@ pub async fn build(
 
     let (auth_server, refresher) = match (&config.auth_server, &signing_key) {
         (Some(server), Some(key)) => {
-            let mut providers = Vec::new();
-            for (i, upstream) in server.upstreams.iter().enumerate() {
-                let path = format!("authServer.upstreams[{i}]");
-                let secret =
-                    upstream_secret(upstream, env).map_err(|m| resource_error(&path, m))?;
-                providers.push(Arc::new(
-                    UpstreamProvider::new(upstream, secret.as_deref(), http.clone())
-                        .map_err(|m| resource_error(&path, m))?,
-                ));
-            }
+            let providers: Vec<_> = spec
+                .upstreams
+                .iter()
+                .map(|upstream| Arc::new(UpstreamProvider::new(upstream, http.clone())))
+                .collect();
             let refresher = Refresher::new(providers.iter().cloned(), metrics.refresh());
             let auth_server = AuthServer::new(server, key.clone(), providers)
                 .map_err(|m| resource_error("authServer", m))?;
@@ -215,7 +208,6 @@ pub async fn build(
     };
 
     let mut builder = BackendBuilder {
-        env,
         exchange_settings: exchange_settings(&config.outgoing_auth.token_exchange_cache),
         exchange_metrics: metrics.exchange(),
         http: http.clone(),
@@ -226,20 +218,13 @@ pub async fn build(
             })
             .and_then(|p| p.exchange_shared.clone()),
     };
-    let mut by_name = HashMap::new();
-    for (name, strategy) in &config.outgoing_auth.backends {
-        let path = format!("outgoingAuth.backends.{name}");
-        by_name.insert(
-            name.as_str().into(),
-            builder
-                .backend(name, strategy)
-                .map_err(|m| resource_error(&path, m))?,
-        );
-    }
-    let default = match &config.outgoing_auth.default {
-        Some(strategy) => builder
-            .backend(DEFAULT_BACKEND, strategy)
-            .map_err(|m| resource_error("outgoingAuth.default", m))?,
+    let by_name: HashMap<Box<str>, Backend> = spec
+        .backends
+        .iter()
+        .map(|(name, strategy)| (name.as_str().into(), builder.backend(name, strategy)))
+        .collect();
+    let default = match &spec.default {
+        Some(strategy) => builder.backend(DEFAULT_BACKEND, strategy),
         None => Backend {
             name: Arc::from(DEFAULT_BACKEND),
             strategy: Strategy::Unauthenticated,
@@ -268,7 +253,6 @@ pub async fn build(
         "bearer_methods_supported": ["header"],
     });
 
-    let warnings = violations;
     Ok((
         Runtime {
             pipeline: Pipeline {
@@ -279,7 +263,7 @@ pub async fn build(
                 challenge: Challenge::new(realm, &prm_url),
                 refresher,
             },
-            config: Arc::new(config.clone()),
+            config: spec.raw.clone(),
             exchange_shared: builder.exchange_shared,
             http,
             signing_key,
@@ -298,26 +282,6 @@ fn resource_error(path: &str, message: String) -> ConfigError {
     }
 }
 
-/// The resolved client secret of an upstream (inline or from its environment variable).
-fn upstream_secret(
-    upstream: &UpstreamConfig,
-    env: &dyn Environment,
-) -> Result<Option<String>, String> {
-    let (inline, var) = match (&upstream.oauth2, &upstream.oidc) {
-        (Some(o), _) => (&o.client_secret, &o.client_secret_env),
-        (None, Some(o)) => (&o.client_secret, &o.client_secret_env),
-        (None, None) => return Ok(None),
-    };
-    match (inline, var) {
-        (Some(secret), _) => Ok(Some(secret.expose_secret().to_owned())),
-        (None, Some(var)) => env
-            .var(var)
-            .map(Some)
-            .ok_or_else(|| format!("environment variable {var} is not set")),
-        (None, None) => Ok(None),
-    }
-}
-
 fn exchange_settings(c: &TokenExchangeCacheConfig) -> CacheSettings {
     CacheSettings {
         capacity: c.max_entries,
@@ -330,97 +294,51 @@ fn exchange_settings(c: &TokenExchangeCacheConfig) -> CacheSettings {
 }
 
 /// Builds strategies; every `token_exchange` backend shares one cache and the HTTP client.
-struct BackendBuilder<'a> {
-    env: &'a dyn Environment,
+struct BackendBuilder {
     exchange_settings: CacheSettings,
     exchange_metrics: ExchangeMetrics,
     exchange_shared: Option<Arc<ExchangeShared>>,
     http: reqwest::Client,
 }
 
-impl BackendBuilder<'_> {
-    fn backend(&mut self, name: &str, config: &StrategyConfig) -> Result<Backend, String> {
-        let strategy = match config.kind.as_str() {
-            "unauthenticated" => Strategy::Unauthenticated,
-            "header_injection" => {
-                let h = config
-                    .header_injection
-                    .as_ref()
-                    .ok_or("headerInjection missing")?;
-                let value = match (&h.header_value, &h.header_value_env) {
-                    (Some(v), None) => v.expose_secret().to_owned(),
-                    (None, Some(var)) => self
-                        .env
-                        .var(var)
-                        .ok_or("header value environment variable unset")?,
-                    _ => return Err("exactly one of headerValue and headerValueEnv".to_owned()),
-                };
+impl BackendBuilder {
+    fn backend(&mut self, name: &str, spec: &StrategySpec) -> Backend {
+        let strategy = match spec {
+            StrategySpec::Unauthenticated => Strategy::Unauthenticated,
+            StrategySpec::HeaderInjection { name, value } => {
                 Strategy::HeaderInjection(HeaderInjection {
-                    name: Arc::from(h.header_name.to_ascii_lowercase()),
-                    value: Token::new(value),
+                    name: Arc::from(name.to_ascii_lowercase()),
+                    value: value.clone(),
                 })
             }
-            "upstream_inject" => Strategy::UpstreamInject(UpstreamInject {
-                provider: Arc::from(
-                    config
-                        .upstream_inject
-                        .as_ref()
-                        .ok_or("upstreamInject missing")?
-                        .provider_name
-                        .as_str(),
-                ),
+            StrategySpec::UpstreamInject { provider } => Strategy::UpstreamInject(UpstreamInject {
+                provider: Arc::from(provider.as_str()),
             }),
-            "token_exchange" => Strategy::TokenExchange(
-                self.token_exchange(
-                    name,
-                    config
-                        .token_exchange
-                        .as_ref()
-                        .ok_or("tokenExchange missing")?,
-                )?,
-            ),
-            other => return Err(format!("unknown strategy type {other:?}")),
+            StrategySpec::TokenExchange(t) => Strategy::TokenExchange(self.token_exchange(name, t)),
         };
-        Ok(Backend {
+        Backend {
             name: Arc::from(name),
             strategy,
-        })
+        }
     }
 
-    fn token_exchange(
-        &mut self,
-        backend: &str,
-        t: &TokenExchangeConfig,
-    ) -> Result<TokenExchange, String> {
-        let token_url = url::Url::parse(&t.token_url).map_err(|e| format!("tokenUrl: {e}"))?;
-        let subject_token_type =
-            normalize_subject_token_type(t.subject_token_type.as_deref().unwrap_or("access_token"))
-                .ok_or("invalid subjectTokenType")?;
-        let secret = match (&t.client_secret, &t.client_secret_env) {
-            (Some(inline), _) => Some(inline.expose_secret().to_owned()),
-            (None, Some(var)) => Some(
-                self.env
-                    .var(var)
-                    .ok_or("client secret environment variable unset")?,
-            ),
-            (None, None) => None,
-        };
+    fn token_exchange(&mut self, backend: &str, t: &TokenExchangeSpec) -> TokenExchange {
         let request = ExchangeRequest::new(RequestParams {
-            token_url: &token_url,
+            token_url: &t.token_url,
             client_id: t.client_id.as_deref(),
-            client_secret: secret.as_deref(),
+            client_secret: t.client_secret.as_ref().map(Token::expose_secret),
             audience: t.audience.as_deref(),
             scopes: &t.scopes,
-            subject_token_type,
+            subject_token_type: t.subject_token_type,
         });
         let key_prefix = KeyPrefix::new(KeyParts {
             backend,
-            token_url: token_url.as_str(),
+            token_url: t.token_url.as_str(),
             client_id: t.client_id.as_deref(),
             audience: t.audience.as_deref(),
             scopes: &t.scopes,
-            subject_token_type,
-            subject_provider: t.subject_provider_name.as_deref(),
+            subject_token_type: t.subject_token_type,
+            subject_provider: t.subject_provider.as_deref(),
         });
         let shared = match &self.exchange_shared {
             Some(shared) => shared.clone(),
@@ -434,15 +352,15 @@ impl BackendBuilder<'_> {
                 shared
             }
         };
-        Ok(TokenExchange::new(ExchangeBackend {
+        TokenExchange::new(ExchangeBackend {
             backend: Arc::from(backend),
             request,
             key_prefix,
-            subject_provider: t.subject_provider_name.as_deref().map(Arc::from),
-            timeout: Duration::from_millis(t.timeout_ms.unwrap_or(2_000)),
+            subject_provider: t.subject_provider.as_deref().map(Arc::from),
+            timeout: t.timeout,
             shared,
             last_warned: AtomicU64::new(0),
-        }))
+        })
     }
 }
 

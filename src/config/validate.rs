@@ -7,6 +7,9 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
+use super::spec::Spec;
 use super::{Config, Environment, StrategyConfig};
 
 mod backends;
@@ -85,25 +88,88 @@ const RESTRICTED_HEADERS: [&str; 7] = [
 
 /// Checks every rule and returns all violations (errors and warnings), in a stable order.
 pub fn validate(config: &Config, env: &dyn Environment) -> Vec<Violation> {
+    run(config, env).1
+}
+
+/// Checks every rule and, when none is broken, returns what the configuration means (with the
+/// warnings to report).
+///
+/// # Errors
+/// Every violation, errors and warnings, exactly as [`validate`] lists them.
+pub fn check(
+    config: &Config,
+    env: &dyn Environment,
+) -> Result<(Spec, Vec<Violation>), Vec<Violation>> {
+    let (spec, violations) = run(config, env);
+    if violations.iter().any(Violation::is_error) {
+        return Err(violations);
+    }
+    match spec {
+        Some(spec) => Ok((spec, violations)),
+        // Every section yields its typed form unless it reported an error; this only guards
+        // against a rule that forgets to.
+        None => Err(vec![Violation {
+            rule: "V-11",
+            path: "config".to_owned(),
+            message: "the configuration could not be read into its typed form".to_owned(),
+            severity: Severity::Error,
+        }]),
+    }
+}
+
+fn run(config: &Config, env: &dyn Environment) -> (Option<Spec>, Vec<Violation>) {
     let mut v = Violations::default();
     let strategies = strategies(config);
     sections::server(config, &mut v);
     sections::incoming(config, &mut v);
-    if let Some(server) = &config.auth_server {
-        sections::auth_server(server, env, &mut v);
-    }
-    for (path, strategy) in &strategies {
-        backends::strategy_fields(path, strategy, env, &mut v);
-    }
+    let upstreams = match &config.auth_server {
+        Some(server) => sections::auth_server(server, env, &mut v),
+        None => Some(Vec::new()),
+    };
+    let typed: Vec<_> = strategies
+        .iter()
+        .map(|(path, strategy)| backends::strategy_fields(path, strategy, env, &mut v))
+        .collect();
     backends::exchange_cache(&config.outgoing_auth.token_exchange_cache, &mut v);
     cross::cross_checks(config, &strategies, &mut v);
-    v.0
+
+    let spec = (|| {
+        // `strategies` lists the default first, then the backends in name order.
+        let mut typed = typed.into_iter();
+        let default = match &config.outgoing_auth.default {
+            Some(_) => Some(typed.next()??),
+            None => None,
+        };
+        let backends = config
+            .outgoing_auth
+            .backends
+            .keys()
+            .map(|name| Some((name.clone(), typed.next()??)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Spec {
+            raw: Arc::new(config.clone()),
+            default,
+            backends,
+            upstreams: upstreams?,
+        })
+    })();
+    (spec, v.0)
 }
 
 #[derive(Default)]
 struct Violations(Vec<Violation>);
 
 impl Violations {
+    /// How many errors so far: pass to [`Violations::clean_since`].
+    fn mark(&self) -> usize {
+        self.0.iter().filter(|v| v.is_error()).count()
+    }
+
+    /// Whether no error was added since `mark`.
+    fn clean_since(&self, mark: usize) -> bool {
+        self.mark() == mark
+    }
+
     fn error(&mut self, rule: &'static str, path: impl Into<String>, message: impl Into<String>) {
         self.push(rule, path.into(), message.into(), Severity::Error);
     }

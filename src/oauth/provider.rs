@@ -10,7 +10,8 @@ use tokio::sync::Mutex;
 
 use super::token_endpoint::{self, Answer, Status, Transport};
 use super::{basic_auth, form_encode, read_capped, MAX_BODY_BYTES};
-use crate::config::{UpstreamConfig, UpstreamType};
+use crate::config::spec::{UpstreamEndpoints, UpstreamSpec};
+use crate::config::UpstreamType;
 use crate::identity::{RemoteJwks, ALLOWED_ALGORITHMS};
 use crate::secret::{is_b64token, Token};
 
@@ -113,57 +114,41 @@ struct IdTokenClaims {
 }
 
 impl UpstreamProvider {
-    /// A provider from its (validated) config; `secret` is the resolved client secret.
-    ///
-    /// # Errors
-    /// A message when a configured URL cannot be parsed.
-    pub fn new(
-        config: &UpstreamConfig,
-        secret: Option<&str>,
-        http: reqwest::Client,
-    ) -> Result<Self, String> {
-        let (client_id, scopes, configured, issuer_url) = match (&config.oauth2, &config.oidc) {
-            (Some(o), _) if config.kind == UpstreamType::Oauth2 => {
-                let parse = |u: &str| url::Url::parse(u).map_err(|e| format!("{u}: {e}"));
-                (
-                    o.client_id.clone(),
-                    o.scopes.clone(),
-                    Some((parse(&o.authorization_endpoint)?, parse(&o.token_endpoint)?)),
-                    None,
-                )
-            }
-            (_, Some(o)) => {
-                let mut scopes = o.scopes.clone();
+    /// The provider for one validated upstream; requests go out through `http`.
+    pub fn new(spec: &UpstreamSpec, http: reqwest::Client) -> Self {
+        let (kind, configured, issuer_url, scopes) = match &spec.endpoints {
+            UpstreamEndpoints::OAuth2 {
+                authorization,
+                token,
+            } => (
+                UpstreamType::Oauth2,
+                Some((authorization.clone(), token.clone())),
+                None,
+                spec.scopes.clone(),
+            ),
+            UpstreamEndpoints::Oidc { issuer } => {
+                let mut scopes = spec.scopes.clone();
                 if !scopes.iter().any(|s| s == "openid") {
                     scopes.insert(0, "openid".to_owned());
                 }
-                (
-                    o.client_id.clone(),
-                    scopes,
-                    None,
-                    Some(o.issuer_url.clone()),
-                )
-            }
-            _ => {
-                return Err(format!(
-                    "upstream {} has no {:?} section",
-                    config.name, config.kind
-                ))
+                (UpstreamType::Oidc, None, Some(issuer.clone()), scopes)
             }
         };
-        Ok(Self {
-            name: Arc::from(config.name.as_str()),
-            client_auth: secret
+        Self {
+            name: Arc::from(spec.name.as_str()),
+            client_auth: spec
+                .client_secret
+                .as_ref()
                 .filter(|s| !s.is_empty())
-                .map(|s| basic_auth(&client_id, s)),
-            client_id,
+                .map(|s| basic_auth(&spec.client_id, s.expose_secret())),
+            client_id: spec.client_id.clone(),
             scopes,
-            kind: config.kind,
+            kind,
             configured,
             issuer_url,
             discovered: Mutex::new(None),
             http,
-        })
+        }
     }
 
     /// The provider's name.

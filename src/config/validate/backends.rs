@@ -3,17 +3,21 @@
 
 use super::text::{absolute_url, is_valid_header_value};
 use super::{normalize_subject_token_type, Violations, RESTRICTED_HEADERS, STRATEGY_TYPES};
+use crate::config::spec::{StrategySpec, TokenExchangeSpec};
 use crate::config::{
     Environment, HeaderInjectionConfig, InlineSecret, StrategyConfig, TokenExchangeCacheConfig,
     TokenExchangeConfig,
 };
+use crate::secret::Token;
 
+/// Checks one strategy; its typed form when it breaks no rule.
 pub(super) fn strategy_fields(
     path: &str,
     s: &StrategyConfig,
     env: &dyn Environment,
     v: &mut Violations,
-) {
+) -> Option<StrategySpec> {
+    let mark = v.mark();
     if !STRATEGY_TYPES.contains(&s.kind.as_str()) {
         v.error(
             "V-08",
@@ -24,7 +28,7 @@ pub(super) fn strategy_fields(
                 STRATEGY_TYPES.join(", ")
             ),
         );
-        return;
+        return None;
     }
     let sections = [
         (
@@ -58,30 +62,32 @@ pub(super) fn strategy_fields(
             );
         }
     }
-    match s.kind.as_str() {
-        "header_injection" => {
-            if let Some(h) = &s.header_injection {
-                header_injection(&format!("{path}.headerInjection"), h, env, v);
+    let spec = match s.kind.as_str() {
+        "unauthenticated" => Some(StrategySpec::Unauthenticated),
+        "header_injection" => s
+            .header_injection
+            .as_ref()
+            .and_then(|h| header_injection(&format!("{path}.headerInjection"), h, env, v)),
+        "upstream_inject" => s.upstream_inject.as_ref().map(|u| {
+            if u.provider_name.is_empty() {
+                v.error(
+                    "V-06",
+                    format!("{path}.upstreamInject.providerName"),
+                    "upstream_inject requires a non-empty providerName",
+                );
             }
-        }
-        "upstream_inject" => {
-            if let Some(u) = &s.upstream_inject {
-                if u.provider_name.is_empty() {
-                    v.error(
-                        "V-06",
-                        format!("{path}.upstreamInject.providerName"),
-                        "upstream_inject requires a non-empty providerName",
-                    );
-                }
+            StrategySpec::UpstreamInject {
+                provider: u.provider_name.clone(),
             }
-        }
-        "token_exchange" => {
-            if let Some(t) = &s.token_exchange {
-                token_exchange(&format!("{path}.tokenExchange"), t, env, v);
-            }
-        }
-        _ => {}
-    }
+        }),
+        "token_exchange" => s
+            .token_exchange
+            .as_ref()
+            .and_then(|t| token_exchange(&format!("{path}.tokenExchange"), t, env, v))
+            .map(StrategySpec::TokenExchange),
+        _ => None,
+    };
+    spec.filter(|_| v.clean_since(mark))
 }
 
 fn header_injection(
@@ -89,7 +95,8 @@ fn header_injection(
     h: &HeaderInjectionConfig,
     env: &dyn Environment,
     v: &mut Violations,
-) {
+) -> Option<StrategySpec> {
+    let mark = v.mark();
     let name = h.header_name.as_str();
     if name.is_empty() {
         v.error(
@@ -110,7 +117,7 @@ fn header_injection(
             format!("headerName {name:?} cannot be set by ext_authz"),
         );
     }
-    if let Some(value) = secret_source(
+    let value = secret_source(
         "V-08",
         path,
         ("headerValue", &h.header_value),
@@ -118,26 +125,39 @@ fn header_injection(
         true,
         env,
         v,
-    ) {
-        if !is_valid_header_value(&value) {
-            v.error(
-                "V-08",
-                format!("{path}.headerValue"),
-                "header value must be non-empty printable text without CR, LF or NUL",
-            );
-        }
-    }
-}
-
-fn token_exchange(path: &str, t: &TokenExchangeConfig, env: &dyn Environment, v: &mut Violations) {
-    if t.token_url.is_empty() {
-        v.error("V-08", format!("{path}.tokenUrl"), "tokenUrl is required");
-    } else if let Err(why) = absolute_url(&t.token_url, true) {
+    )?;
+    if !is_valid_header_value(value.expose_secret()) {
         v.error(
             "V-08",
-            format!("{path}.tokenUrl"),
-            format!("tokenUrl {why}"),
+            format!("{path}.headerValue"),
+            "header value must be non-empty printable text without CR, LF or NUL",
         );
+    }
+    v.clean_since(mark).then(|| StrategySpec::HeaderInjection {
+        name: h.header_name.clone(),
+        value,
+    })
+}
+
+fn token_exchange(
+    path: &str,
+    t: &TokenExchangeConfig,
+    env: &dyn Environment,
+    v: &mut Violations,
+) -> Option<TokenExchangeSpec> {
+    let mark = v.mark();
+    let mut token_url = None;
+    if t.token_url.is_empty() {
+        v.error("V-08", format!("{path}.tokenUrl"), "tokenUrl is required");
+    } else {
+        match absolute_url(&t.token_url, true) {
+            Ok(url) => token_url = Some(url),
+            Err(why) => v.error(
+                "V-08",
+                format!("{path}.tokenUrl"),
+                format!("tokenUrl {why}"),
+            ),
+        }
     }
     let has_client_id = t.client_id.as_deref().is_some_and(|id| !id.is_empty());
     if !has_client_id {
@@ -154,7 +174,7 @@ fn token_exchange(path: &str, t: &TokenExchangeConfig, env: &dyn Environment, v:
             }
         }
     }
-    secret_source(
+    let client_secret = secret_source(
         "V-08",
         path,
         ("clientSecret", &t.client_secret),
@@ -188,6 +208,19 @@ fn token_exchange(path: &str, t: &TokenExchangeConfig, env: &dyn Environment, v:
             "subjectProviderName must not be empty when set",
         );
     }
+    let subject_token_type =
+        normalize_subject_token_type(t.subject_token_type.as_deref().unwrap_or("access_token"))?;
+    Some(TokenExchangeSpec {
+        token_url: token_url?,
+        client_id: t.client_id.clone(),
+        client_secret,
+        audience: t.audience.clone(),
+        scopes: t.scopes.clone(),
+        subject_token_type,
+        subject_provider: t.subject_provider_name.clone(),
+        timeout: std::time::Duration::from_millis(t.timeout_ms.unwrap_or(2_000)),
+    })
+    .filter(|_| v.clean_since(mark))
 }
 
 pub(super) fn exchange_cache(c: &TokenExchangeCacheConfig, v: &mut Violations) {
@@ -224,7 +257,7 @@ pub(super) fn secret_source(
     required: bool,
     env: &dyn Environment,
     v: &mut Violations,
-) -> Option<String> {
+) -> Option<Token> {
     match (inline, env_name) {
         (Some(_), Some(_)) => {
             v.error(
@@ -244,9 +277,9 @@ pub(super) fn secret_source(
             }
             None
         }
-        (Some(value), None) => Some(value.expose_secret().to_owned()),
+        (Some(value), None) => Some(Token::new(value.expose_secret())),
         (None, Some(name)) => match env.var(name).filter(|value| !value.is_empty()) {
-            Some(value) => Some(value),
+            Some(value) => Some(Token::new(value)),
             None => {
                 v.error(
                     rule,

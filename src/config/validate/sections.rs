@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use super::backends::secret_source;
 use super::text::{absolute_url, is_dns_label};
 use super::Violations;
+use crate::config::spec::{UpstreamEndpoints, UpstreamSpec};
 use crate::config::{
     AuthServerConfig, Config, Environment, IncomingAuthType, StorageType, UpstreamConfig,
     UpstreamType,
@@ -107,7 +108,13 @@ pub(super) fn incoming(config: &Config, v: &mut Violations) {
     }
 }
 
-pub(super) fn auth_server(server: &AuthServerConfig, env: &dyn Environment, v: &mut Violations) {
+/// Checks the `authServer` section; its upstreams, typed, when it breaks no rule.
+pub(super) fn auth_server(
+    server: &AuthServerConfig,
+    env: &dyn Environment,
+    v: &mut Violations,
+) -> Option<Vec<UpstreamSpec>> {
+    let mark = v.mark();
     if server.issuer.is_empty() {
         v.error(
             "V-05",
@@ -129,6 +136,7 @@ pub(super) fn auth_server(server: &AuthServerConfig, env: &dyn Environment, v: &
         );
     }
     let mut seen: Vec<&str> = Vec::new();
+    let mut upstreams = Vec::new();
     for (i, upstream) in server.upstreams.iter().enumerate() {
         let path = format!("authServer.upstreams[{i}]");
         if !is_dns_label(&upstream.name) {
@@ -148,7 +156,7 @@ pub(super) fn auth_server(server: &AuthServerConfig, env: &dyn Environment, v: &
             );
         }
         seen.push(&upstream.name);
-        upstream_fields(&path, upstream, env, v);
+        upstreams.push(upstream_fields(&path, upstream, env, v));
     }
     if server.allowed_audiences.is_empty() {
         v.error(
@@ -208,6 +216,8 @@ pub(super) fn auth_server(server: &AuthServerConfig, env: &dyn Environment, v: &
             "storage type redis requires the redis section",
         );
     }
+    let upstreams = upstreams.into_iter().collect::<Option<Vec<_>>>()?;
+    v.clean_since(mark).then_some(upstreams)
 }
 
 fn upstream_fields(
@@ -215,7 +225,8 @@ fn upstream_fields(
     upstream: &UpstreamConfig,
     env: &dyn Environment,
     v: &mut Violations,
-) {
+) -> Option<UpstreamSpec> {
+    let mark = v.mark();
     let (secret, secret_env, endpoints): (_, _, Vec<(&str, &str)>) = match upstream.kind {
         UpstreamType::Oauth2 => match &upstream.oauth2 {
             Some(o) => (
@@ -231,7 +242,7 @@ fn upstream_fields(
             ),
             None => {
                 v.error("V-05", path, "type oauth2 requires the oauth2 section");
-                return;
+                return None;
             }
         },
         UpstreamType::Oidc => match &upstream.oidc {
@@ -242,13 +253,15 @@ fn upstream_fields(
             ),
             None => {
                 v.error("V-05", path, "type oidc requires the oidc section");
-                return;
+                return None;
             }
         },
     };
+    let mut urls = Vec::new();
     for (field, url) in endpoints {
-        if let Err(why) = absolute_url(url, true) {
-            v.error("V-05", format!("{path}.{field}"), format!("{field} {why}"));
+        match absolute_url(url, true) {
+            Ok(url) => urls.push(url),
+            Err(why) => v.error("V-05", format!("{path}.{field}"), format!("{field} {why}")),
         }
     }
     let section = if upstream.kind == UpstreamType::Oauth2 {
@@ -256,7 +269,7 @@ fn upstream_fields(
     } else {
         "oidc"
     };
-    secret_source(
+    let client_secret = secret_source(
         "V-05",
         &format!("{path}.{section}"),
         ("clientSecret", secret),
@@ -265,4 +278,28 @@ fn upstream_fields(
         env,
         v,
     );
+    let (client_id, scopes, endpoints) = match (upstream.kind, &upstream.oauth2, &upstream.oidc) {
+        (UpstreamType::Oauth2, Some(o), _) => {
+            let [authorization, token] = <[url::Url; 2]>::try_from(urls).ok()?;
+            let endpoints = UpstreamEndpoints::OAuth2 {
+                authorization,
+                token,
+            };
+            (&o.client_id, &o.scopes, endpoints)
+        }
+        (UpstreamType::Oidc, _, Some(o)) => {
+            let endpoints = UpstreamEndpoints::Oidc {
+                issuer: o.issuer_url.clone(),
+            };
+            (&o.client_id, &o.scopes, endpoints)
+        }
+        _ => return None,
+    };
+    v.clean_since(mark).then(|| UpstreamSpec {
+        name: upstream.name.clone(),
+        client_id: client_id.clone(),
+        client_secret,
+        scopes: scopes.clone(),
+        endpoints,
+    })
 }

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The typed result of validation: what a configuration means once every rule holds. Secrets
+//! are resolved (inline or from the environment) into [`Token`]s, URLs are parsed and the
+//! strategy and upstream kinds are enums, so building the runtime from a [`Spec`] cannot fail on
+//! anything a rule checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Config;
+use crate::secret::Token;
+
+/// A configuration that passed every §5 rule.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The file as written: sections the runtime reads as they are (listeners, incoming auth,
+    /// storage, lifetimes, cache settings), and what a reload compares.
+    pub raw: Arc<Config>,
+    /// `outgoingAuth.default`, if set.
+    pub default: Option<StrategySpec>,
+    /// `outgoingAuth.backends`, in name order.
+    pub backends: Vec<(String, StrategySpec)>,
+    /// `authServer.upstreams`, in login order (empty without an authorization server).
+    pub upstreams: Vec<UpstreamSpec>,
+}
+
+/// One backend's outgoing-auth strategy.
+#[derive(Debug, Clone)]
+pub enum StrategySpec {
+    /// Nothing is added.
+    Unauthenticated,
+    /// A static header.
+    HeaderInjection {
+        /// Header name as configured (a valid, settable HTTP header name).
+        name: String,
+        /// The resolved value (printable header text).
+        value: Token,
+    },
+    /// The caller's upstream token for `provider` (a configured upstream).
+    UpstreamInject {
+        /// Name of an `authServer.upstreams[]` entry.
+        provider: String,
+    },
+    /// RFC 8693 token exchange.
+    TokenExchange(TokenExchangeSpec),
+}
+
+/// A `token_exchange` backend.
+#[derive(Debug, Clone)]
+pub struct TokenExchangeSpec {
+    /// Token endpoint (absolute https, or http on loopback).
+    pub token_url: url::Url,
+    /// Our client id, if any.
+    pub client_id: Option<String>,
+    /// The resolved client secret, if any.
+    pub client_secret: Option<Token>,
+    /// `audience`.
+    pub audience: Option<String>,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// The `subject_token_type` URN (short forms normalised; `access_token` by default).
+    pub subject_token_type: &'static str,
+    /// The upstream whose token is the subject, instead of the caller's JWT.
+    pub subject_provider: Option<String>,
+    /// Longest wait for the endpoint (`timeoutMs`, 2 s by default).
+    pub timeout: Duration,
+}
+
+/// One upstream identity provider.
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    /// Provider name (a DNS label, unique).
+    pub name: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// The resolved client secret, if any.
+    pub client_secret: Option<Token>,
+    /// Scopes requested at login, as configured.
+    pub scopes: Vec<String>,
+    /// Where its endpoints come from.
+    pub endpoints: UpstreamEndpoints,
+}
+
+/// An upstream's protocol and endpoints.
+#[derive(Debug, Clone)]
+pub enum UpstreamEndpoints {
+    /// Plain OAuth 2.0 with configured endpoints.
+    OAuth2 {
+        /// Authorization endpoint.
+        authorization: url::Url,
+        /// Token endpoint.
+        token: url::Url,
+    },
+    /// OpenID Connect: endpoints and keys by discovery from the issuer.
+    Oidc {
+        /// Issuer URL as configured.
+        issuer: String,
+    },
+}
