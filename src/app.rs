@@ -272,7 +272,7 @@ async fn watch_readiness(
     loop {
         let drain = *draining.borrow();
         let store_answers = match &state.runtime().pipeline.store {
-            Some(store) => store.ping().await,
+            Some(store) => store.kv().ping().await,
             None => true,
         };
         if store_answers != store_seen && was_ready.is_some() && !drain {

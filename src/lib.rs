@@ -31,6 +31,7 @@ pub mod random;
 pub mod reload;
 pub mod response;
 pub mod secret;
+pub mod store;
 pub mod strategy;
 pub mod telemetry;
 mod time;

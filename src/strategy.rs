@@ -129,8 +129,7 @@ impl StrategyContext<'_> {
         };
         let record = store
             .get(tsid, provider, self.deadline)
-            .await
-            .map_err(UpstreamError::from)?
+            .await?
             .ok_or_else(not_found)?;
         let record = match self.refresher {
             Some(refresher)

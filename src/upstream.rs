@@ -5,7 +5,6 @@
 //! Reads are lazy: a Check reads only the one provider its backend needs.
 
 mod memory;
-mod redis;
 pub mod refresh;
 
 use std::sync::Arc;
@@ -14,9 +13,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+use self::memory::Sessions;
 use crate::secret::{is_b64token, Token, Tsid};
+use crate::store::{Store, StoreError};
 use crate::time::unix_now;
 pub use refresh::Refresher;
 
@@ -50,27 +49,8 @@ pub enum UpstreamError {
 
 impl From<StoreError> for UpstreamError {
     fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Corrupt { provider, reason } => Self::Corrupt { provider, reason },
-            StoreError::Unavailable(why) => Self::StoreUnavailable(why),
-        }
+        Self::StoreUnavailable(err.0)
     }
-}
-
-/// A store failure.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// The stored record cannot be used (not schema v1 JSON).
-    #[error("stored upstream record for provider {provider:?} is corrupt: {reason}")]
-    Corrupt {
-        /// The provider of the record.
-        provider: Arc<str>,
-        /// What is wrong, never the record's content.
-        reason: &'static str,
-    },
-    /// The store did not answer in time or at all.
-    #[error("upstream token store unavailable: {0}")]
-    Unavailable(&'static str),
 }
 
 /// One provider's tokens for one login session: storage schema v1 (its JSON form, camelCase,
@@ -126,9 +106,9 @@ impl UpstreamToken {
     /// Parses a schema v1 JSON record.
     ///
     /// # Errors
-    /// [`StoreError::Corrupt`] when it is not one; the content is never echoed.
-    pub fn from_json(bytes: &[u8], provider: &Arc<str>) -> Result<Self, StoreError> {
-        serde_json::from_slice(bytes).map_err(|_| StoreError::Corrupt {
+    /// [`UpstreamError::Corrupt`] when it is not one; the content is never echoed.
+    pub fn from_json(bytes: &[u8], provider: &Arc<str>) -> Result<Self, UpstreamError> {
+        serde_json::from_slice(bytes).map_err(|_| UpstreamError::Corrupt {
             provider: provider.clone(),
             reason: "not a schema v1 JSON record",
         })
@@ -171,144 +151,93 @@ pub fn usable(
 /// How long a stored record outlives its access token, so it can still be refreshed.
 pub const DEFAULT_REFRESH_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// Where upstream tokens live.
+/// Where upstream tokens live: a typed layer over the [`Store`]. In Redis each record is its
+/// schema v1 JSON under `upstream:{tsid}:{provider}` (after the key prefix), living as long as
+/// [`UpstreamToken::storage_ttl`]; in memory records stay decoded, so a read is a map lookup and
+/// a reference-count increment.
 #[derive(Debug)]
-pub enum UpstreamStore {
-    /// In-process.
-    Memory(MemoryStore),
-    /// Redis, shared by replicas.
-    Redis(RedisStore),
+pub struct UpstreamStore {
+    kv: Store,
+    /// Present exactly when `kv` is the memory store.
+    decoded: Option<Sessions>,
 }
 
 impl UpstreamStore {
-    /// Reads one provider's record.
+    /// The token store over `kv`.
+    pub fn new(kv: Store) -> Self {
+        let decoded = matches!(kv, Store::Memory(_)).then(Sessions::default);
+        Self { kv, decoded }
+    }
+
+    /// The key/value store beneath, for the authorization server's records and refresh locks.
+    pub fn kv(&self) -> &Store {
+        &self.kv
+    }
+
+    /// Reads one provider's record, giving up at `deadline`.
     ///
     /// # Errors
-    /// [`StoreError::Corrupt`] or [`StoreError::Unavailable`]; `Ok(None)` when there is none.
+    /// [`UpstreamError::Corrupt`] or [`UpstreamError::StoreUnavailable`]; `Ok(None)` when there
+    /// is none.
     pub async fn get(
         &self,
         tsid: &Tsid,
         provider: &Arc<str>,
         deadline: Instant,
-    ) -> Result<Option<Arc<UpstreamToken>>, StoreError> {
-        match self {
-            Self::Memory(m) => Ok(m.get(tsid, provider)),
-            Self::Redis(r) => Ok(r.get(tsid, provider, deadline).await?.map(Arc::new)),
+    ) -> Result<Option<Arc<UpstreamToken>>, UpstreamError> {
+        if let Some(sessions) = &self.decoded {
+            return Ok(sessions.get(tsid, provider));
         }
+        let bytes = self.kv.get(&key(tsid, provider), Some(deadline)).await?;
+        bytes
+            .map(|bytes| UpstreamToken::from_json(&bytes, provider).map(Arc::new))
+            .transpose()
     }
 
-    /// Writes one provider's record (schema v1), replacing any previous one.
+    /// Writes one provider's record, replacing any previous one.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when Redis fails.
+    /// [`StoreError`] when Redis fails.
     pub async fn put(
         &self,
         tsid: &Tsid,
         provider: &str,
         token: &UpstreamToken,
     ) -> Result<(), StoreError> {
-        match self {
-            Self::Memory(m) => {
-                m.put(tsid, provider, Arc::new(token.clone()));
-                Ok(())
-            }
-            Self::Redis(r) => r.put(tsid, provider, token).await,
+        if let Some(sessions) = &self.decoded {
+            sessions.put(tsid, provider, Arc::new(token.clone()));
+            return Ok(());
         }
+        // Whole seconds, at least one, as schema v1 has always written them.
+        let ttl = token
+            .storage_ttl(unix_now(), DEFAULT_REFRESH_LIFETIME)
+            .map(|ttl| Duration::from_secs(ttl.as_secs().max(1)));
+        self.kv
+            .put(&key(tsid, provider), &token.to_json(), ttl)
+            .await
     }
 
     /// Deletes one provider's record.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when Redis fails.
+    /// [`StoreError`] when Redis fails.
     pub async fn delete(&self, tsid: &Tsid, provider: &str) -> Result<(), StoreError> {
-        match self {
-            Self::Memory(m) => {
-                m.delete(tsid, provider);
-                Ok(())
-            }
-            Self::Redis(r) => r.delete(tsid, provider).await,
+        if let Some(sessions) = &self.decoded {
+            sessions.delete(tsid, provider);
+            return Ok(());
         }
+        self.kv.delete(&key(tsid, provider)).await
     }
 
-    /// Stores an entry of authorization-server state (`key` is prefixed by the store).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when Redis fails.
-    pub async fn put_entry(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<(), StoreError> {
-        match self {
-            Self::Memory(m) => {
-                m.put_entry(key, value, ttl);
-                Ok(())
-            }
-            Self::Redis(r) => r.put_entry(key, value, ttl).await,
-        }
+    /// How many records the memory store holds (`None` for Redis); for tests and diagnostics.
+    pub fn memory_record_count(&self) -> Option<usize> {
+        self.decoded.as_ref().map(Sessions::count)
     }
+}
 
-    /// Stores an entry unless `key` exists (a lock); whether it was stored.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when Redis fails.
-    pub async fn put_entry_if_absent(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        match self {
-            Self::Memory(m) => Ok(m.put_entry_if_absent(key, value, ttl)),
-            Self::Redis(r) => r.put_entry_if_absent(key, value, ttl).await,
-        }
-    }
-
-    /// Reads an entry.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when Redis fails.
-    pub async fn get_entry(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            Self::Memory(m) => Ok(m.get_entry(key)),
-            Self::Redis(r) => r.get_entry(key).await,
-        }
-    }
-
-    /// Removes and returns an entry atomically: a code or a refresh token is redeemed once, even
-    /// across replicas.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when Redis fails.
-    pub async fn take_entry(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        match self {
-            Self::Memory(m) => Ok(m.take_entry(key)),
-            Self::Redis(r) => r.take_entry(key).await,
-        }
-    }
-
-    /// Removes `key` only if it holds `value`.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when Redis fails.
-    pub async fn delete_entry_if(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        match self {
-            Self::Memory(m) => {
-                m.delete_entry_if(key, value);
-                Ok(())
-            }
-            Self::Redis(r) => r.delete_entry_if(key, value).await,
-        }
-    }
-
-    /// Whether the store answers (for readiness).
-    pub async fn ping(&self) -> bool {
-        match self {
-            Self::Memory(_) => true,
-            Self::Redis(r) => r.ping().await,
-        }
-    }
+/// The record's key, before the store's prefix.
+fn key(tsid: &Tsid, provider: &str) -> String {
+    format!("upstream:{}:{provider}", tsid.expose_secret())
 }
 
 #[cfg(test)]
@@ -335,7 +264,7 @@ mod tests {
     #[test]
     fn corrupt_record_error_never_echoes_content() {
         let err = UpstreamToken::from_json(b"{\"accessToken\": gho_leak", &provider()).unwrap_err();
-        assert!(matches!(err, StoreError::Corrupt { .. }));
+        assert!(matches!(err, UpstreamError::Corrupt { .. }));
         assert!(!err.to_string().contains("gho_leak"));
     }
 

@@ -16,7 +16,6 @@ use common::envoy::{echo_backend, get, start_envoy};
 use common::oauth_server::OAuthServer;
 use common::{check, denied, logs, ok, TestKey, TestServer, AUDIENCE};
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
-use mcp_authz::upstream::UpstreamStore;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
@@ -109,10 +108,9 @@ impl Setup {
     }
 
     fn memory_records(&self) -> usize {
-        match &**self.server.state.runtime().pipeline.store.as_ref().unwrap() {
-            UpstreamStore::Memory(m) => m.record_count(),
-            UpstreamStore::Redis(_) => panic!("memory store expected"),
-        }
+        let runtime = self.server.state.runtime();
+        let store = runtime.pipeline.store.as_ref().unwrap();
+        store.memory_record_count().expect("memory store expected")
     }
 
     /// Registers a public client (RFC 7591) and returns its id.

@@ -20,6 +20,7 @@ use crate::oauth::http_client;
 use crate::oauth::provider::UpstreamProvider;
 use crate::response::Challenge;
 use crate::secret::Token;
+use crate::store::{MemoryStore, RedisStore, Store};
 use crate::strategy::token_exchange::{
     CacheSettings, ExchangeBackend, ExchangeRequest, ExchangeShared, KeyParts, KeyPrefix,
     RequestParams,
@@ -28,7 +29,7 @@ use crate::strategy::{
     Backend, Backends, HeaderInjection, Strategy, TokenExchange, UpstreamInject, DEFAULT_BACKEND,
 };
 use crate::telemetry::metrics::{ExchangeMetrics, Metrics};
-use crate::upstream::{MemoryStore, RedisStore, Refresher, UpstreamStore};
+use crate::upstream::{Refresher, UpstreamStore};
 
 /// One configuration's subsystems, built from a valid config and swapped whole on reload.
 #[derive(Debug)]
@@ -176,9 +177,9 @@ pub async fn build(
         .and_then(|p| p.pipeline.store.clone());
     let store = match (&config.auth_server, previous_store) {
         (Some(_), Some(store)) => Some(store),
-        (Some(server), None) => Some(Arc::new(
+        (Some(server), None) => Some(Arc::new(UpstreamStore::new(
             match (server.storage.kind, &server.storage.redis) {
-                (StorageType::Redis, Some(redis)) => UpstreamStore::Redis(
+                (StorageType::Redis, Some(redis)) => Store::Redis(
                     RedisStore::new(
                         &redis.url,
                         &redis.key_prefix,
@@ -186,9 +187,9 @@ pub async fn build(
                     )
                     .map_err(|e| resource_error("authServer.storage.redis.url", e.to_string()))?,
                 ),
-                _ => UpstreamStore::Memory(MemoryStore::new()),
+                _ => Store::Memory(MemoryStore::new()),
             },
-        )),
+        ))),
         (None, _) => None,
     };
 

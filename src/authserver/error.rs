@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::upstream::StoreError;
+use crate::store::StoreError;
 
 /// An OAuth error answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

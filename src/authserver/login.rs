@@ -145,7 +145,7 @@ pub(super) async fn authorize(
     };
     let (server, store) = (&*server, &*store);
     let client_id = params.client_id.as_deref().unwrap_or_default();
-    let client: ClientRecord = match Records(store).get(&keys::client(client_id)).await {
+    let client: ClientRecord = match Records(store.kv()).get(&keys::client(client_id)).await {
         Ok(Some(client)) => client,
         Ok(None) => return error_page(&OAuthError::invalid_request("unknown client_id")),
         Err(e) => return error_page(&e),
@@ -259,7 +259,7 @@ async fn start_leg(
             );
         }
     };
-    if let Err(e) = Records(store)
+    if let Err(e) = Records(store.kv())
         .put(&keys::pending(&upstream_state), &pending, remaining)
         .await
     {
@@ -288,7 +288,10 @@ pub(super) async fn callback(
         return error_page(&OAuthError::invalid_request("state is missing"));
     };
     // Taken, not read: a replayed callback finds nothing.
-    let pending: PendingLogin = match Records(store).take(&keys::pending(upstream_state)).await {
+    let pending: PendingLogin = match Records(store.kv())
+        .take(&keys::pending(upstream_state))
+        .await
+    {
         Ok(Some(pending)) => pending,
         Ok(None) => {
             return error_page(&OAuthError::invalid_request(
@@ -401,7 +404,7 @@ async fn finish(server: &AuthServer, store: &UpstreamStore, pending: PendingLogi
         tsid: tsid.clone(),
         subject,
     };
-    if let Err(e) = Records(store)
+    if let Err(e) = Records(store.kv())
         .put(
             &keys::code(&random::digest(&code)),
             &record,

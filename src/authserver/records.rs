@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::OAuthError;
 use crate::secret::{Token, Tsid};
-use crate::upstream::UpstreamStore;
+use crate::store::Store;
 
 /// How long a registered client is kept.
 pub const CLIENT_TTL: Duration = Duration::from_secs(180 * 24 * 3600);
@@ -158,7 +158,7 @@ pub mod keys {
 
 /// Typed access to the store.
 #[derive(Debug)]
-pub struct Records<'a>(pub &'a UpstreamStore);
+pub struct Records<'a>(pub &'a Store);
 
 impl Records<'_> {
     /// Stores `value` as JSON.
@@ -172,7 +172,7 @@ impl Records<'_> {
         ttl: Duration,
     ) -> Result<(), OAuthError> {
         let json = serde_json::to_vec(value).map_err(|_| OAuthError::server_error())?;
-        Ok(self.0.put_entry(key, &json, ttl).await?)
+        Ok(self.0.put(key, &json, Some(ttl)).await?)
     }
 
     /// Reads a JSON value.
@@ -180,7 +180,7 @@ impl Records<'_> {
     /// # Errors
     /// [`OAuthError`] (503) when the store fails or the value is not what was stored.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, OAuthError> {
-        decode(self.0.get_entry(key).await?)
+        decode(self.0.get(key, None).await?)
     }
 
     /// Removes and returns a JSON value (single use).
@@ -188,7 +188,7 @@ impl Records<'_> {
     /// # Errors
     /// [`OAuthError`] (503) when the store fails or the value is not what was stored.
     pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, OAuthError> {
-        decode(self.0.take_entry(key).await?)
+        decode(self.0.take(key).await?)
     }
 }
 

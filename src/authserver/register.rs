@@ -121,7 +121,7 @@ pub(super) async fn register(
         client_name,
         token_endpoint_auth_method: method.to_owned(),
     };
-    Records(store)
+    Records(store.kv())
         .put(&keys::client(&client_id), &record, CLIENT_TTL)
         .await?;
     let mut body = serde_json::json!({

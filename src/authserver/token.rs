@@ -96,7 +96,7 @@ async fn authenticate(
     params: &TokenParams,
 ) -> Result<ClientRecord, OAuthError> {
     let (id, secret) = credentials(headers, params)?;
-    let client: ClientRecord = Records(store)
+    let client: ClientRecord = Records(store.kv())
         .get(&keys::client(&id))
         .await?
         .ok_or_else(OAuthError::invalid_client)?;
@@ -149,7 +149,7 @@ async fn redeem_code(
         .map(Token::expose_secret)
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let digest = random::digest(code);
-    let records = Records(store);
+    let records = Records(store.kv());
     // RFC 6749 §4.1.2: a code used twice revokes what it issued.
     let grant: CodeRecord = take_single_use(
         server,
@@ -210,7 +210,7 @@ async fn redeem_refresh(
         .map(Token::expose_secret)
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let digest = random::digest(token);
-    let records = Records(store);
+    let records = Records(store.kv());
     // Reuse of a rotated token means someone holds a copy: the whole family is revoked.
     let grant: RefreshRecord = take_single_use(
         server,
@@ -290,7 +290,7 @@ async fn issue(
     let access_token = jsonwebtoken::encode(&server.header, &claims, &server.encoding)
         .map_err(|_| OAuthError::server_error())?;
     let refresh_token = random::token(32);
-    Records(store)
+    Records(store.kv())
         .put(
             &keys::refresh(&random::digest(&refresh_token)),
             grant,

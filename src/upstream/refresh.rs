@@ -173,14 +173,16 @@ impl Job {
         loop {
             if self
                 .store
-                .put_entry_if_absent(&self.lock, owner.as_bytes(), LOCK_TTL)
+                .kv()
+                .put_if_absent(&self.lock, owner.as_bytes(), LOCK_TTL)
                 .await?
             {
                 let result = self.as_owner(deadline).await;
                 // Best effort: the lock expires by itself if this fails.
                 let _ = self
                     .store
-                    .delete_entry_if(&self.lock, owner.as_bytes())
+                    .kv()
+                    .delete_if(&self.lock, owner.as_bytes())
                     .await;
                 return result;
             }

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The Redis store: every key gets the configured prefix; the connection is made lazily and
+//! re-made after failures.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use tokio::time::Instant;
+
+use super::StoreError;
+
+/// A Redis-backed store.
+pub struct RedisStore {
+    connection: ConnectionManager,
+    key_prefix: String,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// A store for `url`; no connection is attempted until the first command.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the URL cannot be used.
+    pub fn new(url: &str, key_prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+        // Small request/response pairs: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms
+        // to some of them.
+        let info = redis::IntoConnectionInfo::into_connection_info(url)
+            .map_err(|_| StoreError("invalid redis url"))?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(|_| StoreError("invalid redis url"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|_| StoreError("cannot create redis connection"))?;
+        Ok(Self {
+            connection,
+            key_prefix: key_prefix.to_owned(),
+            timeout,
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.key_prefix)
+    }
+
+    /// Runs one command, giving up after `budget`.
+    async fn run_within<T: redis::FromRedisValue>(
+        &self,
+        command: redis::Cmd,
+        budget: Duration,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connection.clone();
+        tokio::time::timeout(budget, command.query_async::<T>(&mut conn))
+            .await
+            .map_err(|_| StoreError("redis timed out"))?
+            .map_err(|_| StoreError("redis command failed"))
+    }
+
+    /// Runs one command within the store's overall budget (five times the per-command timeout,
+    /// room for one reconnect).
+    async fn run<T: redis::FromRedisValue>(&self, command: redis::Cmd) -> Result<T, StoreError> {
+        self.run_within(command, self.timeout * 5).await
+    }
+
+    /// `SET key value [PX ttl]`.
+    pub(super) async fn put(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let mut command = redis::cmd("SET");
+        command.arg(self.key(key)).arg(value);
+        if let Some(ttl) = ttl {
+            command.arg("PX").arg(ttl.as_millis().max(1) as u64);
+        }
+        self.run::<()>(command).await
+    }
+
+    /// `SET key value NX PX ttl`: whether it was stored.
+    pub(super) async fn put_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(self.key(key))
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64);
+        Ok(self.run::<Option<String>>(command).await?.is_some())
+    }
+
+    /// `GET key`, within the per-command timeout or `deadline`, whichever comes first.
+    pub(super) async fn get(
+        &self,
+        key: &str,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut command = redis::cmd("GET");
+        command.arg(self.key(key));
+        match deadline {
+            Some(deadline) => {
+                let budget = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(self.timeout);
+                self.run_within(command, budget).await
+            }
+            None => self.run(command).await,
+        }
+    }
+
+    /// `GETDEL key`.
+    pub(super) async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut command = redis::cmd("GETDEL");
+        command.arg(self.key(key));
+        self.run(command).await
+    }
+
+    /// `DEL key`.
+    pub(super) async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let mut command = redis::cmd("DEL");
+        command.arg(self.key(key));
+        self.run::<i64>(command).await.map(|_| ())
+    }
+
+    /// Deletes `key` only if it still holds `value`, atomically.
+    pub(super) async fn delete_if(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        const SCRIPT: &str =
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
+        let mut command = redis::cmd("EVAL");
+        command.arg(SCRIPT).arg(1).arg(self.key(key)).arg(value);
+        self.run::<i64>(command).await.map(|_| ())
+    }
+
+    /// Whether Redis answers PING within the timeout.
+    pub(super) async fn ping(&self) -> bool {
+        let command = redis::cmd("PING");
+        self.run_within::<String>(command, self.timeout)
+            .await
+            .is_ok()
+    }
+}
