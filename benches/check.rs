@@ -115,31 +115,26 @@ fn bench(c: &mut Criterion) {
 
     c.bench_function("check/upstream_inject_warm", |b| {
         b.to_async(&rt).iter(|| async {
-            mcp_authz::check::check(
-                &state.runtime().pipeline,
-                state.record(),
-                &input,
-                deadline(),
-            )
-            .await
+            mcp_authz::app::grpc::decide(&state, &state.runtime().pipeline, &input, deadline())
+                .await
         })
     });
     let exchange_input = CheckInput {
         backend: Some("jira"),
         ..input
     };
-    let warm = rt.block_on(mcp_authz::check::check(
+    let warm = rt.block_on(mcp_authz::app::grpc::decide(
+        &state,
         &state.runtime().pipeline,
-        state.record(),
         &exchange_input,
         deadline(),
     ));
     assert!(matches!(warm, mcp_authz::response::Decision::Allow { .. }));
     c.bench_function("check/token_exchange_cache_hit", |b| {
         b.to_async(&rt).iter(|| async {
-            mcp_authz::check::check(
+            mcp_authz::app::grpc::decide(
+                &state,
                 &state.runtime().pipeline,
-                state.record(),
                 &exchange_input,
                 deadline(),
             )
@@ -149,13 +144,8 @@ fn bench(c: &mut Criterion) {
     c.bench_function("check/upstream_inject_warm_with_encode", |b| {
         b.to_async(&rt).iter(|| async {
             encode(
-                mcp_authz::check::check(
-                    &state.runtime().pipeline,
-                    state.record(),
-                    &input,
-                    deadline(),
-                )
-                .await,
+                mcp_authz::app::grpc::decide(&state, &state.runtime().pipeline, &input, deadline())
+                    .await,
             )
         })
     });

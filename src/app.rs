@@ -20,7 +20,6 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic_health::ServingStatus;
 
-use crate::check::Record;
 use crate::config::{Config, ConfigError, Environment, Violation};
 use crate::telemetry::audit::Audit;
 use crate::telemetry::metrics::Metrics;
@@ -41,17 +40,8 @@ pub struct State {
 }
 
 impl crate::authserver::Current for State {
-    fn auth_server(
-        &self,
-    ) -> Option<(
-        Arc<crate::authserver::AuthServer>,
-        Arc<crate::upstream::UpstreamStore>,
-    )> {
-        let runtime = self.runtime();
-        match (&runtime.auth_server, &runtime.pipeline.store) {
-            (Some(server), Some(store)) => Some((server.clone(), store.clone())),
-            _ => None,
-        }
+    fn auth_server(&self) -> Option<Arc<crate::authserver::AuthServer>> {
+        self.runtime().auth_server.clone()
     }
 }
 
@@ -96,14 +86,6 @@ impl State {
             audit,
         });
         Ok((state, warnings))
-    }
-
-    /// Where a Check records its metrics and audit event.
-    pub fn record(&self) -> Record<'_> {
-        Record {
-            metrics: &self.metrics,
-            audit: self.audit.as_ref(),
-        }
     }
 
     /// The current runtime. A Check takes it once and uses it throughout, so it never sees half

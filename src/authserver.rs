@@ -42,7 +42,8 @@ pub struct Lifetimes {
     pub login: Duration,
 }
 
-/// The authorization server: issuer, key, upstream chain.
+/// The authorization server: issuer, key, upstream chain, and the store holding its records and
+/// the upstream tokens it writes.
 pub struct AuthServer {
     issuer: String,
     base_path: String,
@@ -52,6 +53,7 @@ pub struct AuthServer {
     header: Header,
     providers: Vec<Arc<UpstreamProvider>>,
     lifetimes: Lifetimes,
+    store: Arc<UpstreamStore>,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -72,6 +74,7 @@ impl AuthServer {
         config: &AuthServerConfig,
         key: Arc<SigningKey>,
         providers: Vec<Arc<UpstreamProvider>>,
+        store: Arc<UpstreamStore>,
     ) -> Result<Self, String> {
         let issuer_url = url::Url::parse(&config.issuer).map_err(|e| format!("issuer: {e}"))?;
         let encoding = key.encoding_key().map_err(|e| e.to_string())?;
@@ -92,6 +95,7 @@ impl AuthServer {
                 code: Duration::from_secs(config.authorization_code_lifetime_seconds),
                 login: Duration::from_secs(config.login_timeout_seconds),
             },
+            store,
         })
     }
 
@@ -114,8 +118,8 @@ impl AuthServer {
 /// How the endpoints reach the authorization server of the running configuration, which a
 /// reload may replace.
 pub trait Current: Send + Sync + 'static {
-    /// The authorization server and its store, when one is configured.
-    fn auth_server(&self) -> Option<(Arc<AuthServer>, Arc<UpstreamStore>)>;
+    /// The authorization server, when one is configured.
+    fn auth_server(&self) -> Option<Arc<AuthServer>>;
 }
 
 /// What every endpoint handler holds.
@@ -149,5 +153,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(
 
 /// The server and its store (of the current runtime), for a handler.
 fn parts(handle: &Handle) -> Result<(Arc<AuthServer>, Arc<UpstreamStore>), OAuthError> {
-    handle.auth_server().ok_or_else(OAuthError::server_error)
+    let server = handle.auth_server().ok_or_else(OAuthError::server_error)?;
+    let store = server.store.clone();
+    Ok((server, store))
 }

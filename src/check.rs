@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! THE Check pipeline: backend → identity → strategy (which reads upstream tokens lazily) →
-//! decision. This is the only place that knows the order of the stages.
+//! allow or error. This is the only place that knows the order of the stages; the wire edge
+//! (`app::grpc`) turns the result into an answer and records it.
 
 use std::sync::Arc;
 
@@ -9,10 +10,8 @@ use tokio::time::Instant;
 use crate::config::validate::is_header_text;
 use crate::identity::{bearer_token, IdentityError, Verifier};
 pub use crate::response::CheckError;
-use crate::response::{Challenge, Decision, Denial, Facts};
+use crate::response::{Challenge, Decision, Facts};
 use crate::strategy::{Backend, Backends, Mutations, StrategyContext};
-use crate::telemetry::audit::{now_ms, Audit, AuditEvent};
-use crate::telemetry::metrics::Metrics;
 use crate::upstream::{Refresher, UpstreamStore};
 use crate::wire::CheckInput;
 
@@ -37,93 +36,63 @@ pub struct Pipeline {
     pub refresher: Option<Refresher>,
 }
 
-/// Where a Check records its metrics and, when enabled, its audit event.
-#[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
-    /// Metric handles.
-    pub metrics: &'a Metrics,
-    /// Decision audit events, when enabled.
-    pub audit: Option<&'a Audit>,
+/// An allowed Check: the header changes for the backend and what dynamic metadata reports.
+#[derive(Debug)]
+pub struct Allow {
+    /// Header changes.
+    pub mutations: Mutations,
+    /// Non-secret facts for access logs.
+    pub facts: Facts,
 }
 
-/// Runs one Check through `pipeline`, and records its metrics and audit event.
-pub async fn check(
-    pipeline: &Pipeline,
-    record: Record<'_>,
-    input: &CheckInput<'_>,
-    deadline: Instant,
-) -> Decision {
-    let started = Instant::now();
-    let backend = pipeline.backends.resolve(input.backend);
-    let mut subject = None;
-    let mut identity_cache_hit = false;
-    let result = match backend {
-        Some(backend) => {
-            allow(
-                record.metrics,
-                pipeline,
-                backend,
-                input,
-                deadline,
-                (&mut subject, &mut identity_cache_hit),
-            )
-            .await
-        }
-        None => Err(CheckError::UnknownBackend),
-    };
-    let decision = match result {
-        Ok(decision) => decision,
-        Err(error) => {
-            let denial = Denial::from_error(&error, &pipeline.challenge);
-            tracing::debug!(
-                backend = backend.map_or("<unknown>", |b| &*b.name),
-                reason = denial.reason(),
-                error = %error,
-                "check denied"
-            );
-            Decision::Deny(denial)
-        }
-    };
-    let elapsed = started.elapsed();
-    let outcome = match &decision {
-        Decision::Allow { .. } => "allow",
-        Decision::Deny(denial) => denial.reason(),
-    };
-    record.metrics.record(
-        backend.map(|b| (&b.name, b.strategy.kind().as_str())),
-        outcome,
-        elapsed,
-    );
-    if let Some(audit) = record.audit {
-        let (allowed, reason, grpc_status) = match &decision {
-            Decision::Allow { .. } => (true, None, 0),
-            Decision::Deny(d) => (false, Some(d.reason()), d.grpc().code()),
-        };
-        if !allowed || audit.sample_allow() {
-            audit.record(&AuditEvent {
-                ts_ms: now_ms(),
-                decision: if allowed { "allow" } else { "deny" },
-                backend: backend.map_or("<unknown>", |b| &b.name),
-                strategy: backend.map_or("none", |b| b.strategy.kind().as_str()),
-                subject: subject.as_deref(),
-                reason,
-                grpc_status,
-                identity_cache_hit,
-                latency_us: elapsed.as_micros(),
-            });
+impl From<Allow> for Decision {
+    fn from(allow: Allow) -> Self {
+        Decision::Allow {
+            mutations: allow.mutations,
+            facts: allow.facts,
         }
     }
-    decision
+}
+
+/// One Check's result, with what its records need whichever way it went.
+#[derive(Debug)]
+pub struct Checked<'p> {
+    /// The backend the route named (`None` when it is not configured).
+    pub backend: Option<&'p Backend>,
+    /// The verified caller's `sub`.
+    pub subject: Option<Arc<str>>,
+    /// Whether the verified-token cache answered; `None` when no token was verified.
+    pub identity_cache_hit: Option<bool>,
+    /// The answer, or why there is none.
+    pub result: Result<Allow, CheckError>,
+}
+
+/// Runs one Check through `pipeline`. Recording it (metrics, audit) is the caller's job.
+pub async fn check<'p>(
+    pipeline: &'p Pipeline,
+    input: &CheckInput<'_>,
+    deadline: Instant,
+) -> Checked<'p> {
+    let backend = pipeline.backends.resolve(input.backend);
+    let mut checked = Checked {
+        backend,
+        subject: None,
+        identity_cache_hit: None,
+        result: Err(CheckError::UnknownBackend),
+    };
+    if let Some(backend) = backend {
+        checked.result = allow(pipeline, backend, input, deadline, &mut checked).await;
+    }
+    checked
 }
 
 async fn allow(
-    metrics: &Metrics,
     pipeline: &Pipeline,
     backend: &Backend,
     input: &CheckInput<'_>,
     deadline: Instant,
-    (subject, cache_hit): (&mut Option<Arc<str>>, &mut bool),
-) -> Result<Decision, CheckError> {
+    checked: &mut Checked<'_>,
+) -> Result<Allow, CheckError> {
     let identity = match &pipeline.verifier {
         Some(verifier) => {
             if input.ambiguous_authorization {
@@ -131,9 +100,8 @@ async fn allow(
             }
             let token = bearer_token(input.authorization).map_err(CheckError::Identity)?;
             let (identity, hit) = verifier.verify(token).await.map_err(CheckError::Identity)?;
-            metrics.identity_cache(hit);
-            *subject = Some(identity.subject.clone());
-            *cache_hit = hit;
+            checked.subject = Some(identity.subject.clone());
+            checked.identity_cache_hit = Some(hit);
             Some(identity)
         }
         None => None,
@@ -153,13 +121,13 @@ async fn allow(
     if let Some(headers) = input.headers {
         mutations.remove_spellings_of_set_header(headers.keys().map(String::as_str));
     }
-    Ok(Decision::Allow {
+    Ok(Allow {
         mutations,
         facts: Facts {
             backend: backend.name.clone(),
             strategy: backend.strategy.kind(),
-            subject: subject.clone(),
-            identity_cache_hit: *cache_hit,
+            subject: checked.subject.clone(),
+            identity_cache_hit: checked.identity_cache_hit.unwrap_or(false),
         },
     })
 }

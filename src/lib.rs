@@ -2,7 +2,8 @@
 //! mcp-authz: an Envoy ext_authz gRPC service that gives each MCP server exactly the credential
 //! it needs.
 //!
-//! For every request Envoy calls `Check`, and [`check::check`] runs the pipeline:
+//! For every request Envoy calls `Check`: [`app::grpc`] takes the deadline and one runtime
+//! snapshot, [`check::check`] runs the pipeline, and the edge records and encodes the answer:
 //!
 //! 1. [`wire`]: `CheckRequest` → the caller's `authorization` and the route's backend name;
 //! 2. [`identity`]: verify the caller's JWT (cached by digest);
@@ -11,13 +12,16 @@
 //! 4. [`response`]: header mutations, or a denial precise enough for an MCP client to log in again.
 //!
 //! # Layout
-//! - [`config`]: the YAML file, its validation rules and the runtime form built from it.
+//! - [`config`]: the YAML file, its rules, and the typed [`config::Spec`] they produce.
+//! - [`app`]: assembly (`app::build`, the subsystems from a `Spec`), the gRPC and HTTP edges,
+//!   the shared state; [`reload`]: hot reload.
 //! - [`authserver`]: the embedded authorization server: login through every upstream IdP,
 //!   our tokens, dynamic client registration.
-//! - [`app`], `app::http`, [`reload`], [`telemetry`]: wiring, the HTTP listener, hot reload, logs,
-//!   metrics and decision audit events.
-//! - [`secret`], [`random`], `time`: the ground floor: types that hold credentials and never
-//!   print them, unguessable values and their digests, the wall clock.
+//! - [`oauth`]: outbound OAuth: the one HTTP client, the shared token-endpoint call, the upstream
+//!   identity providers.
+//! - [`telemetry`]: logs, metrics and decision audit events.
+//! - [`store`], [`secret`], [`random`], `time`: the ground floor: the key/value store, types that
+//!   hold credentials and never print them, unguessable values and their digests, the wall clock.
 
 pub mod app;
 pub mod authserver;

@@ -193,15 +193,15 @@ pub async fn build(
         (None, _) => None,
     };
 
-    let (auth_server, refresher) = match (&config.auth_server, &signing_key) {
-        (Some(server), Some(key)) => {
+    let (auth_server, refresher) = match (&config.auth_server, &signing_key, &store) {
+        (Some(server), Some(key), Some(store)) => {
             let providers: Vec<_> = spec
                 .upstreams
                 .iter()
                 .map(|upstream| Arc::new(UpstreamProvider::new(upstream, http.clone())))
                 .collect();
             let refresher = Refresher::new(providers.iter().cloned(), metrics.refresh());
-            let auth_server = AuthServer::new(server, key.clone(), providers)
+            let auth_server = AuthServer::new(server, key.clone(), providers, store.clone())
                 .map_err(|m| resource_error("authServer", m))?;
             (Some(Arc::new(auth_server)), Some(refresher))
         }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The tonic `envoy.service.auth.v3.Authorization` service: decode → check → encode.
+//! The tonic `envoy.service.auth.v3.Authorization` service: decode → check → record → encode.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,10 @@ use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 
 use super::State;
+use crate::check::{check, Pipeline};
 use crate::response::encode::encode;
+use crate::response::{Decision, Denial};
+use crate::telemetry::audit::{now_ms, AuditEvent};
 use crate::wire::pb::auth::authorization_server::Authorization;
 use crate::wire::pb::auth::{CheckRequest, CheckResponse};
 use crate::wire::CheckInput;
@@ -46,9 +49,68 @@ impl Authorization for AuthorizationService {
         let runtime = self.state.runtime();
         let pipeline = &runtime.pipeline;
         let input = CheckInput::from_request(&request, &pipeline.backend_key);
-        let decision = crate::check::check(pipeline, self.state.record(), &input, deadline).await;
+        let decision = decide(&self.state, pipeline, &input, deadline).await;
         Ok(Response::new(encode(decision)))
     }
+}
+
+/// Runs one Check and records it: the denial's DEBUG line, metrics and the audit event
+/// (denials always, allows sampled; queued, never awaited).
+pub async fn decide(
+    state: &State,
+    pipeline: &Pipeline,
+    input: &CheckInput<'_>,
+    deadline: Instant,
+) -> Decision {
+    let started = Instant::now();
+    let checked = check(pipeline, input, deadline).await;
+    let backend = checked.backend;
+    let decision = match checked.result {
+        Ok(allow) => Decision::from(allow),
+        Err(error) => {
+            let denial = Denial::from_error(&error, &pipeline.challenge);
+            tracing::debug!(
+                backend = backend.map_or("<unknown>", |b| &*b.name),
+                reason = denial.reason(),
+                error = %error,
+                "check denied"
+            );
+            Decision::Deny(denial)
+        }
+    };
+    let elapsed = started.elapsed();
+    if let Some(hit) = checked.identity_cache_hit {
+        state.metrics.identity_cache(hit);
+    }
+    let outcome = match &decision {
+        Decision::Allow { .. } => "allow",
+        Decision::Deny(denial) => denial.reason(),
+    };
+    state.metrics.record(
+        backend.map(|b| (&b.name, b.strategy.kind().as_str())),
+        outcome,
+        elapsed,
+    );
+    if let Some(audit) = &state.audit {
+        let (allowed, reason, grpc_status) = match &decision {
+            Decision::Allow { .. } => (true, None, 0),
+            Decision::Deny(d) => (false, Some(d.reason()), d.grpc().code()),
+        };
+        if !allowed || audit.sample_allow() {
+            audit.record(&AuditEvent {
+                ts_ms: now_ms(),
+                decision: if allowed { "allow" } else { "deny" },
+                backend: backend.map_or("<unknown>", |b| &b.name),
+                strategy: backend.map_or("none", |b| b.strategy.kind().as_str()),
+                subject: checked.subject.as_deref(),
+                reason,
+                grpc_status,
+                identity_cache_hit: checked.identity_cache_hit.unwrap_or(false),
+                latency_us: elapsed.as_micros(),
+            });
+        }
+    }
+    decision
 }
 
 /// Parses a gRPC `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n).
