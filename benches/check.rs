@@ -110,6 +110,7 @@ fn bench(c: &mut Criterion) {
         ambiguous_authorization: false,
         backend: Some("github"),
         headers: None,
+        query: None,
     };
     let deadline = || tokio::time::Instant::now() + Duration::from_millis(200);
 

@@ -121,6 +121,9 @@ async fn allow(
     if let Some(headers) = input.headers {
         mutations.remove_spellings_of_set_header(headers.keys().map(String::as_str));
     }
+    if let Some(query) = input.query {
+        mutations.remove_credential_query_parameters(query);
+    }
     Ok(Allow {
         mutations,
         facts: Facts {

@@ -356,8 +356,8 @@ pub struct OutgoingAuthConfig {
     /// Strategy for requests whose route names no backend.
     #[serde(default)]
     pub default: Option<StrategyConfig>,
-    /// Strategy per backend name.
-    #[serde(default)]
+    /// Strategy per backend name (a name given twice is refused).
+    #[serde(default, deserialize_with = "load::unique_keys")]
     pub backends: BTreeMap<String, StrategyConfig>,
     /// The exchanged-token cache shared by every `token_exchange` backend.
     #[serde(default)]

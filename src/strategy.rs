@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 pub use header_injection::HeaderInjection;
 pub(crate) use mutations::AUTHORIZATION_NAME;
-pub use mutations::{Mutations, SetHeader, AUTHORIZATION};
+pub use mutations::{Mutations, SetHeader, ACCESS_TOKEN_QUERY, AUTHORIZATION};
 pub use token_exchange::{ExchangeError, TokenExchange};
 pub use upstream_inject::UpstreamInject;
 

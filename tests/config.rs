@@ -287,6 +287,36 @@ outgoingAuth: {}
 }
 
 #[test]
+fn a_leeway_that_would_switch_expiry_off_is_refused() {
+    let oidc =
+        r#"oidc: { issuer: "https://mcp.example.com", audience: "https://mcp.example.com/mcp" }"#;
+    let leeway = |secs: u64| {
+        with(
+            oidc,
+            &oidc.replace(" }", &format!(", leewaySeconds: {secs} }}")),
+        )
+    };
+    assert_only(&leeway(300), &[]);
+    assert_only(
+        &leeway(10 * 365 * 24 * 3600),
+        &["V-12 incomingAuth.oidc.leewaySeconds: leewaySeconds must be at most 300"],
+    );
+}
+
+#[test]
+fn a_backend_defined_twice_is_refused_as_it_is_read() {
+    let twice = with(
+        "    api: {",
+        "    github: { type: unauthenticated }\n    api: {",
+    );
+    let msg = parse_str(&twice).unwrap_err().to_string();
+    assert!(
+        msg.contains("duplicate key \"github\"") && msg.contains("line 21 column 5"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn unknown_fields_are_rejected_with_line_and_column() {
     let err = parse_str(&with(
         "  allowedAudiences:",

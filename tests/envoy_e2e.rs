@@ -65,6 +65,13 @@ async fn backends_receive_exactly_their_credential_through_real_envoy() {
         vec!["Bearer gho_e2e_upstream_token".to_owned()]
     );
 
+    // A credential in the query (RFC 6750 §2.3) never reaches the backend, in any spelling;
+    // the other parameters do.
+    let path =
+        format!("/public/mcp?x=1&access_token={jwt}&ACCESS_TOKEN={jwt}&access%5Ftoken={jwt}&y=2");
+    let echoed = get(port, &path, Some(&bearer)).await.echoed();
+    assert_eq!(echoed[":path"], vec!["/public/mcp?x=1&y=2".to_owned()]);
+
     // unauthenticated and the default: no authorization at all.
     for path in ["/public/mcp", "/mcp"] {
         let echoed = get(port, path, Some(&bearer)).await.echoed();

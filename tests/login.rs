@@ -772,6 +772,7 @@ async fn registration_refuses_unsafe_redirect_uris_and_bad_metadata() {
     .await;
     assert_eq!(status, 201);
     let id = body["client_id"].as_str().unwrap();
+    let secret = body["client_secret"].as_str().unwrap().to_owned();
     let (status, body) = setup
         .token(&[
             ("grant_type", "authorization_code"),
@@ -782,6 +783,30 @@ async fn registration_refuses_unsafe_redirect_uris_and_bad_metadata() {
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("invalid_client"))
+    );
+    // RFC 6749 §2.3: the secret in the Authorization header and in the body is two methods.
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "authorization_code"),
+            ("client_secret", secret.as_str()),
+            ("code", "x"),
+        ])
+        .finish();
+    let response = reqwest::Client::new()
+        .post(setup.url("/oauth/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("authorization", format!("Basic {basic}"))
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
     );
     setup.server.stop().await;
 }

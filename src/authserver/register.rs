@@ -34,12 +34,21 @@ pub(super) struct RegistrationRequest {
 }
 
 /// Whether a client may use `uri` as a redirect URI: https, http on loopback (RFC 8252 §7.3), or
-/// a private-use scheme with a dot (RFC 8252 §7.1); never a fragment.
+/// a private-use scheme with a dot (RFC 8252 §7.1); never a fragment or userinfo, and only in its
+/// canonical form (what the browser is sent to is exactly what was registered, but for the `/`
+/// of an empty path), so no two spellings can name one URI.
 fn is_allowed_redirect_uri(uri: &str) -> bool {
     let Ok(url) = url::Url::parse(uri) else {
         return false;
     };
     if url.fragment().is_some() || uri.len() > MAX_URI_LENGTH {
+        return false;
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return false;
+    }
+    let canonical = url.as_str();
+    if canonical != uri && canonical.strip_suffix('/') != Some(uri) {
         return false;
     }
     match url.scheme() {
@@ -75,7 +84,7 @@ pub(super) async fn register(
         .find(|u| !is_allowed_redirect_uri(u))
     {
         return Err(OAuthError::invalid_redirect_uri(format!(
-            "redirect URI {:?} must be https, http on loopback, or a private-use scheme, without a fragment",
+            "redirect URI {:?} must be https, http on loopback, or a private-use scheme, in canonical form, without userinfo or a fragment",
             bad.chars().take(100).collect::<String>()
         )));
     }
@@ -158,6 +167,8 @@ mod tests {
             "http://localhost:8080/cb",
             "http://[::1]/cb",
             "com.example.app:/oauth2redirect",
+            "https://app.example.com",
+            "https://app.example.com/cb?x=1",
         ] {
             assert!(is_allowed_redirect_uri(ok), "{ok}");
         }
@@ -167,6 +178,16 @@ mod tests {
             "javascript:alert(1)",
             "not a url",
             "file:///etc/passwd",
+            " https://app.example.com/cb",
+            "https://app.example.com/cb\t",
+            "https:///cb",
+            "https:app.example.com/cb",
+            "https://user@app.example.com/cb",
+            "https://user:pw@app.example.com/cb",
+            "HTTPS://app.example.com/cb",
+            "https://APP.example.com/cb",
+            "https://app.example.com:443/cb",
+            "https://app.example.com/a/../cb",
         ] {
             assert!(!is_allowed_redirect_uri(bad), "{bad}");
         }

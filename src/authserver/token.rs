@@ -60,6 +60,12 @@ fn credentials(
     params: &TokenParams,
 ) -> Result<(String, Option<Token>), OAuthError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
+        // RFC 6749 §2.3: one authentication method per request.
+        if params.client_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "client credentials must be sent once: in the Authorization header or in the body, not both",
+            ));
+        }
         let encoded = value
             .to_str()
             .ok()

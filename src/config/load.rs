@@ -2,8 +2,13 @@
 //! Reading a configuration file: YAML with line/column errors, and the environment seen through a
 //! trait so tests never touch the process environment.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use super::{Config, Violation};
 
@@ -65,6 +70,65 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigError> {
     yaml_serde::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
 }
 
+/// `deserialize_with` for a map whose keys must be unique: a duplicate is refused at its own line
+/// and column instead of silently replacing the first entry. (Struct fields are refused twice by
+/// serde itself.)
+pub(super) fn unique_keys<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<V>(PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Entries<V> {
+        type Value = BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut entries = BTreeMap::new();
+            while let Some(key) = map.next_key_seed(NewKey(&entries))? {
+                let value = map.next_value()?;
+                entries.insert(key, value);
+            }
+            Ok(entries)
+        }
+    }
+
+    d.deserialize_map(Entries(PhantomData))
+}
+
+/// A map key that must not be in the map yet; checked while the parser still knows where the key
+/// is, so the error carries its position.
+struct NewKey<'a, V>(&'a BTreeMap<String, V>);
+
+impl<'de, V> DeserializeSeed<'de> for NewKey<'_, V> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<V> Visitor<'_> for NewKey<'_, V> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<String, E> {
+        if self.0.contains_key(key) {
+            return Err(E::custom(format_args!(
+                "duplicate key {key:?} (each key may appear once)"
+            )));
+        }
+        Ok(key.to_owned())
+    }
+}
+
 /// Reads and parses a file. Relative paths inside the config stay relative to the working
 /// directory, as operators expect from a command line.
 ///
@@ -90,6 +154,22 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("unknown field `grpcAdr`"), "{msg}");
         assert!(msg.contains("line 3 column 3"), "{msg}");
+    }
+
+    #[test]
+    fn a_backend_defined_twice_is_refused_at_the_second_definition() {
+        let text = "server: { resourceUrl: https://x/mcp }\noutgoingAuth:\n  backends:\n    github: { type: upstream_inject, upstreamInject: { providerName: github } }\n    public: { type: unauthenticated }\n    github: { type: unauthenticated }\n";
+        let msg = parse_str(text).unwrap_err().to_string();
+        assert!(msg.contains("duplicate key \"github\""), "{msg}");
+        assert!(msg.contains("line 6 column 5"), "{msg}");
+    }
+
+    #[test]
+    fn a_field_given_twice_is_refused() {
+        let text = "server: { resourceUrl: https://x/mcp }\noutgoingAuth:\n  backends:\n    github: { type: upstream_inject, type: unauthenticated }\n";
+        let msg = parse_str(text).unwrap_err().to_string();
+        assert!(msg.contains("duplicate field `type`"), "{msg}");
+        assert!(msg.contains("line 4"), "{msg}");
     }
 
     #[test]

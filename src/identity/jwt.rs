@@ -46,14 +46,32 @@ struct Header<'a> {
     alg: std::borrow::Cow<'a, str>,
     #[serde(default, borrow)]
     kid: Option<std::borrow::Cow<'a, str>>,
+    /// RFC 7515 §4.1.11: we understand no extension, so any `crit` (even empty or null) refuses
+    /// the token.
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
 }
 
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
-    exp: u64,
+    /// NumericDate claims (RFC 7519 §2) are read as any JSON value so that one of the wrong type
+    /// is named (`bad_claim`), not reported as a malformed token.
+    exp: serde_json::Value,
+    #[serde(default)]
+    nbf: Option<serde_json::Value>,
+    /// Checked here too: the library also accepts an array holding the issuer.
+    #[serde(default)]
+    iss: Option<serde_json::Value>,
+    #[serde(default)]
+    iat: Option<serde_json::Value>,
     #[serde(default)]
     tsid: Option<serde_json::Value>,
+}
+
+/// `true` for a field that is there, whatever its value.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(d).map(|_| true)
 }
 
 impl Verifier {
@@ -104,6 +122,9 @@ impl Verifier {
             .map_err(|_| IdentityError::Malformed)?;
         let header: Header<'_> =
             serde_json::from_slice(&header_json).map_err(|_| IdentityError::Malformed)?;
+        if header.crit {
+            return Err(IdentityError::Malformed);
+        }
         let alg = allowed_algorithm(&header.alg).ok_or(IdentityError::AlgorithmNotAllowed)?;
         let key = self
             .keys
@@ -120,6 +141,17 @@ impl Verifier {
         let data = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
             .map_err(|e| map_error(e.kind()))?;
         let claims = data.claims;
+        // §3: `iss` is a string equal to the configured issuer, never a list that contains it.
+        if !matches!(&claims.iss, Some(serde_json::Value::String(iss)) if *iss == self.settings.issuer)
+        {
+            return Err(IdentityError::WrongIssuer);
+        }
+        let expires_at = numeric_date(&claims.exp).ok_or(IdentityError::BadClaim("exp"))?;
+        for (name, value) in [("nbf", &claims.nbf), ("iat", &claims.iat)] {
+            if value.as_ref().is_some_and(|v| numeric_date(v).is_none()) {
+                return Err(IdentityError::BadClaim(name));
+            }
+        }
         let tsid = match claims.tsid {
             Some(serde_json::Value::String(s)) if !s.is_empty() => Some(Tsid::new(s)),
             _ => None,
@@ -127,9 +159,22 @@ impl Verifier {
         Ok(Identity {
             subject: Arc::from(claims.sub),
             tsid,
-            expires_at: claims.exp,
+            expires_at,
             token: Token::new(token),
         })
+    }
+}
+
+/// A NumericDate: a non-negative JSON number of seconds (a fraction is rounded down), never a
+/// string.
+fn numeric_date(value: &serde_json::Value) -> Option<u64> {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f as u64)
+        }),
+        _ => None,
     }
 }
 
@@ -163,7 +208,7 @@ fn map_error(kind: &ErrorKind) -> IdentityError {
 }
 
 fn static_claim(claim: &str) -> &'static str {
-    ["exp", "iss", "aud", "sub", "nbf"]
+    ["exp", "iss", "aud", "sub", "nbf", "iat"]
         .into_iter()
         .find(|c| *c == claim)
         .unwrap_or("claims")

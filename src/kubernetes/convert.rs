@@ -121,8 +121,11 @@ pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, C
     for (i, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
         let index = i + 1;
         let doc_error = |message: String| ConvertError::Document { index, message };
-        let value: Value =
+        // Through YAML's own value first: it refuses a key given twice in any mapping, which a
+        // JSON value would let the later one win.
+        let yaml: yaml_serde::Value =
             serde::Deserialize::deserialize(document).map_err(|e| doc_error(e.to_string()))?;
+        let value: Value = serde_json::to_value(&yaml).map_err(|e| doc_error(e.to_string()))?;
         if value.is_null() {
             continue;
         }
@@ -338,6 +341,16 @@ spec:
             err.to_string().contains("backend \"jira\" is listed twice"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_key_given_twice_in_a_resource_is_refused() {
+        let text = resources("  type: tokenExchange\n  type: unauthenticated");
+        let err = convert_resources(&text, &Registry::standard()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("document 2: "), "{msg}");
+        assert!(msg.contains("duplicate entry with key \"type\""), "{msg}");
+        assert!(msg.contains("line"), "{msg}");
     }
 
     #[test]

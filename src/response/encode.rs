@@ -47,6 +47,7 @@ fn allow(mutations: Mutations, facts: &Facts) -> CheckResponse {
     if mutations.remove_authorization {
         headers_to_remove.push(AUTHORIZATION.to_owned());
     }
+
     CheckResponse {
         status: Some(Status {
             code: 0,
@@ -56,6 +57,7 @@ fn allow(mutations: Mutations, facts: &Facts) -> CheckResponse {
             headers,
             headers_to_remove,
             response_headers_to_add: Vec::new(),
+            query_parameters_to_remove: mutations.remove_query,
         })),
         dynamic_metadata: Some(metadata(facts)),
     }

@@ -6,6 +6,9 @@ use std::sync::Arc;
 /// The caller's credential header, removed or overwritten on every allow.
 pub const AUTHORIZATION: &str = "authorization";
 
+/// The RFC 6750 §2.3 query parameter that may carry the caller's credential.
+pub const ACCESS_TOKEN_QUERY: &str = "access_token";
+
 /// One header to set (overwriting any value the client sent).
 #[derive(Clone)]
 pub struct SetHeader {
@@ -35,6 +38,10 @@ pub struct Mutations {
     /// backend that folds `_` into `-` cannot read the client's value instead of ours. Empty
     /// (no allocation) on almost every Check.
     pub remove_spoofed: Vec<String>,
+    /// Query parameters to remove because they may carry the caller's credential (RFC 6750
+    /// §2.3): `access_token` and every spelling of it the query uses. Empty (no allocation)
+    /// when the query has none.
+    pub remove_query: Vec<String>,
 }
 
 impl Mutations {
@@ -44,6 +51,7 @@ impl Mutations {
             set: None,
             remove_authorization: true,
             remove_spoofed: Vec::new(),
+            remove_query: Vec::new(),
         }
     }
 
@@ -54,6 +62,7 @@ impl Mutations {
             set: Some(SetHeader { name, value }),
             remove_authorization,
             remove_spoofed: Vec::new(),
+            remove_query: Vec::new(),
         }
     }
 
@@ -66,6 +75,32 @@ impl Mutations {
         for name in names {
             if name != &*set.name && same_header(name, &set.name) {
                 self.remove_spoofed.push(name.to_owned());
+            }
+        }
+    }
+}
+
+impl Mutations {
+    /// Lists `access_token`, and each spelling of it in `query` (any case, percent-encoded), for
+    /// removal, when the query carries one.
+    pub fn remove_credential_query_parameters(&mut self, query: &str) {
+        // Cheap test first: no `access` in any case and no `%` means no such parameter.
+        let bytes = query.as_bytes();
+        if !bytes.contains(&b'%') && !bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"access")) {
+            return;
+        }
+        for raw in query.split('&') {
+            let name = raw.split_once('=').map_or(raw, |(name, _)| name);
+            let decoded = url::form_urlencoded::parse(name.as_bytes())
+                .next()
+                .map(|(decoded, _)| decoded);
+            if decoded.is_some_and(|d| d.eq_ignore_ascii_case(ACCESS_TOKEN_QUERY)) {
+                if self.remove_query.is_empty() {
+                    self.remove_query.push(ACCESS_TOKEN_QUERY.to_owned());
+                }
+                if !self.remove_query.iter().any(|n| n == name) {
+                    self.remove_query.push(name.to_owned());
+                }
             }
         }
     }
@@ -90,6 +125,22 @@ pub(crate) static AUTHORIZATION_NAME: std::sync::LazyLock<Arc<str>> =
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_spelling_of_access_token_in_the_query_is_removed() {
+        let removed = |query: &str| {
+            let mut m = Mutations::remove_authorization();
+            m.remove_credential_query_parameters(query);
+            m.remove_query
+        };
+        assert!(removed("x=1&tool=search").is_empty());
+        assert!(removed("accessible=1").is_empty());
+        assert_eq!(removed("access_token=jwt"), vec!["access_token"]);
+        assert_eq!(
+            removed("a=1&ACCESS_TOKEN=jwt&access%5Ftoken=jwt&access_token"),
+            vec!["access_token", "ACCESS_TOKEN", "access%5Ftoken"]
+        );
+    }
 
     #[test]
     fn underscore_and_case_spellings_of_the_set_header_are_removed() {

@@ -15,6 +15,9 @@ pub struct CheckInput<'a> {
     pub backend: Option<&'a str>,
     /// Every request header, to find client-sent spellings of a header we set.
     pub headers: Option<&'a std::collections::HashMap<String, String>>,
+    /// The request's query string (after `?`), if any: a credential there is never read, only
+    /// removed.
+    pub query: Option<&'a str>,
 }
 
 impl<'a> CheckInput<'a> {
@@ -39,6 +42,7 @@ impl<'a> CheckInput<'a> {
             return input;
         };
         input.headers = Some(&http.headers);
+        input.query = http.path.split_once('?').map(|(_, query)| query);
         input.authorization = http.headers.get("authorization").map(String::as_str);
         if input.authorization.is_none() {
             if let Some(map) = &http.header_map {
@@ -124,6 +128,25 @@ mod tests {
         );
         let input = CheckInput::from_request(&req, "backend");
         assert!(input.ambiguous_authorization);
+    }
+
+    #[test]
+    fn the_query_is_read_from_the_path() {
+        for (path, query) in [
+            ("/mcp", None),
+            ("/mcp?x=1", Some("x=1")),
+            ("/mcp?access_token=a?b", Some("access_token=a?b")),
+        ] {
+            let mut req = request(&[], &[], None);
+            let attributes = req.attributes.as_mut().unwrap();
+            let http = attributes.request.as_mut().unwrap().http.as_mut().unwrap();
+            http.path = path.to_owned();
+            assert_eq!(
+                CheckInput::from_request(&req, "backend").query,
+                query,
+                "{path}"
+            );
+        }
     }
 
     #[test]

@@ -21,12 +21,13 @@ impl Drop for Envoy {
     }
 }
 
-/// An HTTP server that answers every request with the request's headers as JSON.
+/// An HTTP server that answers every request with the request's headers as JSON, and its path
+/// and query under `:path`.
 pub async fn echo_backend() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = axum::Router::new().fallback(|headers: HeaderMap| async move {
-        let map: BTreeMap<String, Vec<String>> = headers
+    let app = axum::Router::new().fallback(|uri: axum::http::Uri, headers: HeaderMap| async move {
+        let mut map: BTreeMap<String, Vec<String>> = headers
             .keys()
             .map(|k| {
                 (
@@ -39,6 +40,8 @@ pub async fn echo_backend() -> SocketAddr {
                 )
             })
             .collect();
+        let path = uri.path_and_query().map_or("", |p| p.as_str()).to_owned();
+        map.insert(":path".to_owned(), vec![path]);
         axum::Json(map)
     });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

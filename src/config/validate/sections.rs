@@ -49,6 +49,9 @@ pub(super) fn server(config: &Config, v: &mut Violations) {
     }
 }
 
+/// Largest accepted clock leeway for incoming tokens.
+const MAX_LEEWAY_SECONDS: u64 = 300;
+
 pub(super) fn incoming(config: &Config, v: &mut Violations) {
     let incoming = &config.incoming_auth;
     if incoming.kind != IncomingAuthType::Oidc {
@@ -104,6 +107,14 @@ pub(super) fn incoming(config: &Config, v: &mut Violations) {
             "V-12",
             "incomingAuth.oidc.maxTokenBytes",
             "maxTokenBytes must be greater than 0",
+        );
+    }
+    // A leeway of hours or years would quietly turn off expiry.
+    if oidc.leeway_seconds.is_some_and(|s| s > MAX_LEEWAY_SECONDS) {
+        v.error(
+            "V-12",
+            "incomingAuth.oidc.leewaySeconds",
+            format!("leewaySeconds must be at most {MAX_LEEWAY_SECONDS}"),
         );
     }
 }
