@@ -72,7 +72,7 @@ impl State {
         env: &dyn Environment,
     ) -> Result<(Arc<Self>, Vec<Violation>), ConfigError> {
         let metrics = Metrics::new();
-        let (runtime, warnings) = build::build(config, env, &metrics, None).await?;
+        let (runtime, warnings) = build::build(config.clone(), env, &metrics, None).await?;
         let audit = Audit::start(&config.server.audit, metrics.audit_dropped.clone())
             .await
             .map_err(|e| ConfigError::Resource {
@@ -103,7 +103,7 @@ impl State {
     /// [`ConfigError`] with every reason the new configuration was refused.
     pub async fn reload(
         &self,
-        config: &Config,
+        config: Config,
         env: &dyn Environment,
     ) -> Result<Vec<Violation>, ConfigError> {
         let result = self.try_reload(config, env).await;
@@ -116,11 +116,11 @@ impl State {
 
     async fn try_reload(
         &self,
-        config: &Config,
+        config: Config,
         env: &dyn Environment,
     ) -> Result<Vec<Violation>, ConfigError> {
         let current = self.runtime();
-        let fixed = restart_only_changes(&current.config, config);
+        let fixed = restart_only_changes(&current.config, &config);
         if !fixed.is_empty() {
             return Err(ConfigError::Resource {
                 path: fixed.join(", "),
@@ -129,7 +129,11 @@ impl State {
             });
         }
         let (runtime, warnings) = build::build(config, env, &self.metrics, Some(&current)).await?;
-        self.runtime.store(Arc::new(runtime));
+        drop(current);
+        let old = self.runtime.swap(Arc::new(runtime));
+        // Freeing a large configuration takes time too: not on a Check's worker (unless a Check
+        // still holds the old snapshot and lets it go last).
+        tokio::task::spawn_blocking(move || drop(old));
         Ok(warnings)
     }
 }

@@ -13,10 +13,19 @@ use sha2::{Digest, Sha256};
 use crate::app::State;
 use crate::config::{self, ConfigError, Environment};
 
-/// Reloads from `path` now. Returns whether the new configuration was applied.
+/// Reloads from `path` now. Returns whether the new configuration was applied. The file is read
+/// and parsed on a blocking thread, so a large or hostile file never holds up a Check.
 pub async fn reload_file(state: &State, path: &Path, env: &dyn Environment) -> bool {
-    let outcome = match config::load_file(path) {
-        Ok(config) => state.reload(&config, env).await,
+    let owned = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || config::load_file(&owned))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConfigError::Parse(
+                "reading the file did not complete".into(),
+            ))
+        });
+    let outcome = match loaded {
+        Ok(config) => state.reload(config, env).await,
         Err(e) => {
             state.metrics.reload_failures.inc();
             Err(e)

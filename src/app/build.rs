@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::authserver::{AuthServer, SigningKey};
 use crate::check::Pipeline;
-use crate::config::spec::{StrategySpec, TokenExchangeSpec};
+use crate::config::spec::{Spec, StrategySpec, TokenExchangeSpec};
 use crate::config::{
     check, Config, ConfigError, Environment, IncomingAuthType, StorageType,
     TokenExchangeCacheConfig, Violation,
@@ -54,26 +54,48 @@ pub struct Runtime {
 }
 
 /// Validates `config` into its [`Spec`](crate::config::Spec) and builds the runtime from it.
-/// Warnings are returned for the caller to log.
+/// Warnings are returned for the caller to log. The rules and the backends (the part that grows
+/// with the file) run on a blocking thread, never on a runtime worker that serves Checks.
 ///
 /// # Errors
 /// [`ConfigError::Invalid`] with every violation, or [`ConfigError::Resource`] when a key file
 /// cannot be used.
 pub async fn build(
-    config: &Config,
+    config: Config,
     env: &dyn Environment,
     metrics: &Metrics,
     previous: Option<&Runtime>,
 ) -> Result<(Runtime, Vec<Violation>), ConfigError> {
-    let (spec, warnings) = check(config, env).map_err(ConfigError::Invalid)?;
-    let resource = url::Url::parse(&config.server.resource_url)
-        .map_err(|e| resource_error("server.resourceUrl", e.to_string()))?;
-    let (prm_url, prm_path) = protected_resource_metadata_url(&resource);
     let http = match previous {
         Some(p) => p.http.clone(),
         None => http_client()
             .map_err(|e| resource_error("server", format!("outbound HTTP client: {e}")))?,
     };
+    let builder = BackendBuilder {
+        exchange_settings: exchange_settings(&config.outgoing_auth.token_exchange_cache),
+        exchange_metrics: metrics.exchange(),
+        http: http.clone(),
+        exchange_shared: previous
+            .filter(|p| {
+                p.config.outgoing_auth.token_exchange_cache
+                    == config.outgoing_auth.token_exchange_cache
+            })
+            .and_then(|p| p.exchange_shared.clone()),
+    };
+    let env = env.snapshot();
+    let Prepared {
+        spec,
+        warnings,
+        backends,
+        exchange_shared,
+    } = tokio::task::spawn_blocking(move || checked_backends(&config, &env, builder))
+        .await
+        .map_err(|_| resource_error("config", "validation did not complete".to_owned()))?
+        .map_err(ConfigError::Invalid)?;
+    let config: &Config = &spec.raw;
+    let resource = url::Url::parse(&config.server.resource_url)
+        .map_err(|e| resource_error("server.resourceUrl", e.to_string()))?;
+    let (prm_url, prm_path) = protected_resource_metadata_url(&resource);
 
     // On a reload, what did not change is kept: an ephemeral key (or every token dies), the
     // store (or every login in a memory store is lost), the verifier and its cache, and the
@@ -208,30 +230,6 @@ pub async fn build(
         _ => (None, None),
     };
 
-    let mut builder = BackendBuilder {
-        exchange_settings: exchange_settings(&config.outgoing_auth.token_exchange_cache),
-        exchange_metrics: metrics.exchange(),
-        http: http.clone(),
-        exchange_shared: previous
-            .filter(|p| {
-                p.config.outgoing_auth.token_exchange_cache
-                    == config.outgoing_auth.token_exchange_cache
-            })
-            .and_then(|p| p.exchange_shared.clone()),
-    };
-    let by_name: HashMap<Box<str>, Backend> = spec
-        .backends
-        .iter()
-        .map(|(name, strategy)| (name.as_str().into(), builder.backend(name, strategy)))
-        .collect();
-    let default = match &spec.default {
-        Some(strategy) => builder.backend(DEFAULT_BACKEND, strategy),
-        None => Backend {
-            name: Arc::from(DEFAULT_BACKEND),
-            strategy: Strategy::Unauthenticated,
-        },
-    };
-
     let realm = config
         .incoming_auth
         .oidc
@@ -258,14 +256,14 @@ pub async fn build(
         Runtime {
             pipeline: Pipeline {
                 backend_key: config.outgoing_auth.backend_context_key.as_str().into(),
-                backends: Backends::new(by_name, default),
+                backends,
                 verifier,
                 store,
                 challenge: Challenge::new(realm, &prm_url),
                 refresher,
             },
             config: spec.raw.clone(),
-            exchange_shared: builder.exchange_shared,
+            exchange_shared,
             http,
             signing_key,
             auth_server,
@@ -274,6 +272,42 @@ pub async fn build(
         },
         warnings,
     ))
+}
+
+/// What the blocking part of a build hands back.
+struct Prepared {
+    spec: Spec,
+    warnings: Vec<Violation>,
+    backends: Backends,
+    exchange_shared: Option<Arc<ExchangeShared>>,
+}
+
+/// The rules, then every backend: the work that grows with the file, for a blocking thread.
+/// The typed backends are dropped here too, once built.
+fn checked_backends(
+    config: &Config,
+    env: &HashMap<String, String>,
+    mut builder: BackendBuilder,
+) -> Result<Prepared, Vec<Violation>> {
+    let (mut spec, warnings) = check(config, env)?;
+    let typed = std::mem::take(&mut spec.backends);
+    let by_name: HashMap<Box<str>, Backend> = typed
+        .iter()
+        .map(|(name, strategy)| (name.as_str().into(), builder.backend(name, strategy)))
+        .collect();
+    let default = match &spec.default {
+        Some(strategy) => builder.backend(DEFAULT_BACKEND, strategy),
+        None => Backend {
+            name: Arc::from(DEFAULT_BACKEND),
+            strategy: Strategy::Unauthenticated,
+        },
+    };
+    Ok(Prepared {
+        spec,
+        warnings,
+        backends: Backends::new(by_name, default),
+        exchange_shared: builder.exchange_shared,
+    })
 }
 
 fn resource_error(path: &str, message: String) -> ConfigError {

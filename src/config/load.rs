@@ -44,6 +44,9 @@ pub enum ConfigError {
 pub trait Environment: Send + Sync {
     /// The variable's value, if set.
     fn var(&self, name: &str) -> Option<String>;
+
+    /// Every variable, so that validation can run on another thread.
+    fn snapshot(&self) -> HashMap<String, String>;
 }
 
 /// The process environment.
@@ -54,20 +57,87 @@ impl Environment for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
     }
+
+    fn snapshot(&self) -> HashMap<String, String> {
+        // A variable that is not UTF-8 cannot be a value we use, as `var` agrees.
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    }
 }
 
 impl Environment for HashMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).cloned()
     }
+
+    fn snapshot(&self) -> HashMap<String, String> {
+        self.clone()
+    }
 }
 
+/// Largest configuration file read (16 MiB: hundreds of thousands of backends).
+pub const MAX_CONFIG_BYTES: usize = 16 * 1024 * 1024;
+/// Deepest nesting of `[`/`{` accepted; the schema itself needs six.
+pub const MAX_FLOW_DEPTH: usize = 64;
+
 /// Parses YAML text into a [`Config`]; unknown fields and type errors carry line and column.
+/// The size and the nesting depth are bounded first, so parsing stays linear in the input.
 ///
 /// # Errors
 /// [`ConfigError::Parse`] with the parser's message.
 pub fn parse_str(text: &str) -> Result<Config, ConfigError> {
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Parse(format!(
+            "the file is {} bytes; at most {MAX_CONFIG_BYTES} are read",
+            text.len()
+        )));
+    }
+    if let Some(line) = too_deep(text) {
+        return Err(ConfigError::Parse(format!(
+            "nesting deeper than {MAX_FLOW_DEPTH} levels at line {line}"
+        )));
+    }
     yaml_serde::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+}
+
+/// The line where `[`/`{` nesting first exceeds [`MAX_FLOW_DEPTH`], outside quotes and comments.
+/// Block nesting is bounded by the file size (each level indents further); the parser's own
+/// recursion limit then applies.
+fn too_deep(text: &str) -> Option<usize> {
+    let (mut depth, mut line) = (0usize, 1usize);
+    let mut quote: Option<u8> = None;
+    let mut comment = false;
+    let mut escaped = false;
+    let mut previous = b'\n';
+    for &b in text.as_bytes() {
+        let starts_token = previous.is_ascii_whitespace() || b"[{,:".contains(&previous);
+        match (quote, b) {
+            // A quoted scalar may span lines; it still ends at its quote.
+            (_, b'\n') => {
+                line += 1;
+                comment = false;
+            }
+            _ if comment => {}
+            (Some(b'"'), _) if escaped => escaped = false,
+            (Some(b'"'), b'\\') => escaped = true,
+            (Some(q), _) if b == q => quote = None,
+            (Some(_), _) => {}
+            // Only at the start of a token: `it's` in a plain scalar opens nothing.
+            (None, b'\'' | b'"') if starts_token => quote = Some(b),
+            (None, b'#') if previous.is_ascii_whitespace() => comment = true,
+            (None, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Some(line);
+                }
+            }
+            (None, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = b;
+    }
+    None
 }
 
 /// `deserialize_with` for a map whose keys must be unique: a duplicate is refused at its own line
@@ -170,6 +240,30 @@ mod tests {
         let msg = parse_str(text).unwrap_err().to_string();
         assert!(msg.contains("duplicate field `type`"), "{msg}");
         assert!(msg.contains("line 4"), "{msg}");
+    }
+
+    #[test]
+    fn a_file_nested_too_deep_or_too_large_is_refused_before_parsing() {
+        let deep = format!(
+            "server: {{ resourceUrl: https://x/mcp }}\noutgoingAuth: {}{}\n",
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
+        let msg = parse_str(&deep).unwrap_err().to_string();
+        assert!(
+            msg.contains("nesting deeper than 64 levels at line 2"),
+            "{msg}"
+        );
+        // Brackets inside quotes and comments do not count.
+        let quoted = format!(
+            "server: {{ resourceUrl: \"https://x/mcp{}\" }} # {}\noutgoingAuth: {{}}\n",
+            "[".repeat(100),
+            "{".repeat(100)
+        );
+        assert!(parse_str(&quoted).is_ok(), "{:?}", parse_str(&quoted).err());
+        let large = format!("# {}\n", "x".repeat(MAX_CONFIG_BYTES));
+        let msg = parse_str(&large).unwrap_err().to_string();
+        assert!(msg.contains("at most 16777216 are read"), "{msg}");
     }
 
     #[test]
