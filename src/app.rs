@@ -188,10 +188,10 @@ pub async fn run(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
+        .add_service(grpc::GrpcOnly(
             AuthorizationServer::new(AuthorizationService::new(state.clone()))
                 .max_decoding_message_size(server_config.max_check_request_bytes),
-        )
+        ))
         .serve_with_incoming_shutdown(nodelay(grpc), grpc_stop);
     let http_server =
         axum::serve(http, http::router(state)).with_graceful_shutdown(wait_for(stop_rx.clone()));

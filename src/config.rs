@@ -2,10 +2,11 @@
 //! The configuration file, as written by an operator.
 //!
 //! These are the raw serde types: camelCase field names (ToolHive vMCP vocabulary), unknown fields
-//! rejected. [`load`] reads a file into them, [`validate`] checks every rule of DESIGN.md §5 and
-//! collects all violations at once, and [`runtime`] turns a valid file into the types the Check
-//! path uses, which cannot be invalid.
+//! and keys given twice rejected; the `authServer` section is in [`auth_server`]. [`load`] reads a
+//! file into them, and [`validate::check`] checks every rule of DESIGN.md §5, collecting all
+//! violations at once, and returns the typed [`Spec`] the runtime is built from.
 
+pub mod auth_server;
 pub mod load;
 pub mod spec;
 pub mod validate;
@@ -35,6 +36,10 @@ impl std::fmt::Debug for InlineSecret {
     }
 }
 
+pub use auth_server::{
+    AuthServerConfig, OAuth2UpstreamConfig, OidcUpstreamConfig, RedisConfig, StorageConfig,
+    StorageType, UpstreamConfig, UpstreamType,
+};
 pub use load::{load_file, parse_str, ConfigError, Environment, ProcessEnv};
 pub use spec::Spec;
 pub use validate::{check, validate, Severity, Violation};
@@ -84,6 +89,10 @@ pub struct ServerConfig {
     /// Decision audit events.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Allow outbound URLs (JWKS, token and discovery endpoints) on link-local addresses and
+    /// cloud metadata services, which V-15 refuses otherwise (default false).
+    #[serde(default)]
+    pub allow_link_local_targets: bool,
 }
 
 fn default_max_check_request_bytes() -> usize {
@@ -189,161 +198,6 @@ pub struct OidcConfig {
     /// Largest accepted token, in bytes (default 8192).
     #[serde(default)]
     pub max_token_bytes: Option<usize>,
-}
-
-/// `authServer:` the embedded OAuth authorization server.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AuthServerConfig {
-    /// Issuer URL of our own tokens.
-    #[serde(default)]
-    pub issuer: String,
-    /// Audiences (RFC 8707 resources) a client may ask tokens for.
-    #[serde(default)]
-    pub allowed_audiences: Vec<String>,
-    /// PKCS#8 PEM P-256 signing key; absent = an ephemeral key (with a warning).
-    #[serde(default)]
-    pub signing_key_file: Option<String>,
-    /// Upstream identity providers, walked in order at login.
-    #[serde(default)]
-    pub upstreams: Vec<UpstreamConfig>,
-    /// Where upstream tokens and server state live.
-    #[serde(default)]
-    pub storage: StorageConfig,
-    /// Lifetime of our access tokens, in seconds (default 3600).
-    #[serde(default = "default_access_token_lifetime")]
-    pub access_token_lifetime_seconds: u64,
-    /// Lifetime of our refresh tokens, in seconds (default 30 days).
-    #[serde(default = "default_refresh_token_lifetime")]
-    pub refresh_token_lifetime_seconds: u64,
-    /// Lifetime of an authorization code, in seconds (default 60).
-    #[serde(default = "default_code_lifetime")]
-    pub authorization_code_lifetime_seconds: u64,
-    /// How long a user may take to walk the upstream logins, in seconds (default 600).
-    #[serde(default = "default_login_timeout")]
-    pub login_timeout_seconds: u64,
-}
-
-fn default_access_token_lifetime() -> u64 {
-    3600
-}
-fn default_refresh_token_lifetime() -> u64 {
-    30 * 24 * 3600
-}
-fn default_code_lifetime() -> u64 {
-    60
-}
-fn default_login_timeout() -> u64 {
-    600
-}
-
-/// One upstream identity provider.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct UpstreamConfig {
-    /// Provider name used by `providerName` references and storage keys (a DNS label).
-    #[serde(default)]
-    pub name: String,
-    /// `oauth2` or `oidc`.
-    #[serde(rename = "type")]
-    pub kind: UpstreamType,
-    /// Endpoints for `oauth2`.
-    #[serde(default)]
-    pub oauth2: Option<OAuth2UpstreamConfig>,
-    /// Discovery settings for `oidc`.
-    #[serde(default)]
-    pub oidc: Option<OidcUpstreamConfig>,
-}
-
-/// Upstream provider protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UpstreamType {
-    /// Plain OAuth 2.0 endpoints.
-    Oauth2,
-    /// OpenID Connect with discovery.
-    Oidc,
-}
-
-/// `upstreams[].oauth2:`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct OAuth2UpstreamConfig {
-    /// Authorization endpoint URL.
-    pub authorization_endpoint: String,
-    /// Token endpoint URL.
-    pub token_endpoint: String,
-    /// Our client id at the provider.
-    pub client_id: String,
-    /// Client secret, inline (prefer `clientSecretEnv`).
-    #[serde(default)]
-    pub client_secret: Option<InlineSecret>,
-    /// Environment variable holding the client secret.
-    #[serde(default)]
-    pub client_secret_env: Option<String>,
-    /// Scopes requested at login.
-    #[serde(default)]
-    pub scopes: Vec<String>,
-}
-
-/// `upstreams[].oidc:`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct OidcUpstreamConfig {
-    /// Issuer URL (discovery at `/.well-known/openid-configuration`).
-    pub issuer_url: String,
-    /// Our client id at the provider.
-    pub client_id: String,
-    /// Client secret, inline (prefer `clientSecretEnv`).
-    #[serde(default)]
-    pub client_secret: Option<InlineSecret>,
-    /// Environment variable holding the client secret.
-    #[serde(default)]
-    pub client_secret_env: Option<String>,
-    /// Scopes requested at login (`openid` is implied).
-    #[serde(default)]
-    pub scopes: Vec<String>,
-}
-
-/// `authServer.storage:`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct StorageConfig {
-    /// `memory` (default) or `redis`.
-    #[serde(default, rename = "type")]
-    pub kind: StorageType,
-    /// Redis settings, for `redis`.
-    #[serde(default)]
-    pub redis: Option<RedisConfig>,
-}
-
-/// Storage backend.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StorageType {
-    /// In-process; lost on restart, not shared between replicas.
-    #[default]
-    Memory,
-    /// Redis, shared between replicas.
-    Redis,
-}
-
-/// `authServer.storage.redis:`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RedisConfig {
-    /// `redis://host:port[/db]`.
-    pub url: String,
-    /// Prefix of every key (default `mcp-authz:`).
-    #[serde(default = "default_key_prefix")]
-    pub key_prefix: String,
-    /// Per-command timeout in milliseconds (default 100).
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-}
-
-fn default_key_prefix() -> String {
-    "mcp-authz:".to_owned()
 }
 
 /// `outgoingAuth:` what each backend receives.

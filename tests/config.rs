@@ -304,6 +304,35 @@ fn a_leeway_that_would_switch_expiry_off_is_refused() {
 }
 
 #[test]
+fn v15_outbound_urls_on_metadata_addresses_need_an_explicit_allow() {
+    let bad = with(
+        "https://sts.example.com/token",
+        "https://169.254.169.254/latest/api/token",
+    )
+    .replace(
+        "https://okta.example.com",
+        "https://metadata.google.internal",
+    )
+    .replace(
+        "https://github.com/login/oauth/access_token",
+        "https://[::ffff:169.254.169.254]/token",
+    );
+    assert_only(
+        &bad,
+        &[
+            "V-15 authServer.upstreams[0].oauth2.tokenEndpoint: \"https://[::ffff:169.254.169.254]/token\" is a link-local or cloud metadata address; set server.allowLinkLocalTargets to call it",
+            "V-15 authServer.upstreams[1].oidc.issuerUrl: \"https://metadata.google.internal\" is a link-local or cloud metadata address; set server.allowLinkLocalTargets to call it",
+            "V-15 outgoingAuth.backends.jira.tokenExchange.tokenUrl: \"https://169.254.169.254/latest/api/token\" is a link-local or cloud metadata address; set server.allowLinkLocalTargets to call it",
+        ],
+    );
+    let allowed = bad.replace(
+        "  resourceUrl: https://mcp.example.com/mcp",
+        "  resourceUrl: https://mcp.example.com/mcp\n  allowLinkLocalTargets: true",
+    );
+    assert_only(&allowed, &[]);
+}
+
+#[test]
 fn a_backend_defined_twice_is_refused_as_it_is_read() {
     let twice = with(
         "    api: {",

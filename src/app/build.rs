@@ -220,7 +220,10 @@ pub async fn build(
             let providers: Vec<_> = spec
                 .upstreams
                 .iter()
-                .map(|upstream| Arc::new(UpstreamProvider::new(upstream, http.clone())))
+                .map(|upstream| {
+                    let allow = config.server.allow_link_local_targets;
+                    Arc::new(UpstreamProvider::new(upstream, http.clone(), allow))
+                })
                 .collect();
             let refresher = Refresher::new(providers.iter().cloned(), metrics.refresh());
             let auth_server = AuthServer::new(server, key.clone(), providers, store.clone())

@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 //! The tonic `envoy.service.auth.v3.Authorization` service: decode → check → record → encode.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tonic::codegen::Service;
+use tonic::server::NamedService;
 use tonic::{Request, Response, Status};
 
 use super::State;
@@ -113,6 +119,78 @@ pub async fn decide(
     decision
 }
 
+/// The Check service, refusing a request whose `content-type` is not gRPC's with HTTP 415 before
+/// anything decodes it (gRPC over HTTP/2: a non-gRPC client must not read a gRPC answer as a
+/// success).
+#[derive(Debug, Clone)]
+pub struct GrpcOnly<S>(pub S);
+
+impl<S: NamedService> NamedService for GrpcOnly<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for GrpcOnly<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>,
+    S::Future: Unpin,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = GrpcOnlyFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_grpc_content_type);
+        if grpc {
+            GrpcOnlyFuture::Served(self.0.call(request))
+        } else {
+            let mut refused = http::Response::new(tonic::body::Body::default());
+            *refused.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            GrpcOnlyFuture::Refused(Some(refused))
+        }
+    }
+}
+
+/// `application/grpc`, alone or followed by `+format` or `;parameters`.
+fn is_grpc_content_type(value: &str) -> bool {
+    value
+        .strip_prefix("application/grpc")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', ';']))
+}
+
+/// The answer of [`GrpcOnly`]: the service's, or the refusal.
+#[derive(Debug)]
+pub enum GrpcOnlyFuture<F> {
+    /// The request went to the service.
+    Served(F),
+    /// The request was refused (taken on the first poll).
+    Refused(Option<http::Response<tonic::body::Body>>),
+}
+
+impl<F> Future for GrpcOnlyFuture<F>
+where
+    F: Future<Output = Result<http::Response<tonic::body::Body>, Infallible>> + Unpin,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Self::Served(future) => Pin::new(future).poll(cx),
+            Self::Refused(response) => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                None => Poll::Pending,
+            },
+        }
+    }
+}
+
 /// Parses a gRPC `grpc-timeout` header (`<digits><unit>`, unit one of H M S m u n).
 pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
@@ -134,6 +212,26 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_grpc_content_types_pass() {
+        for ok in [
+            "application/grpc",
+            "application/grpc+proto",
+            "application/grpc;charset=utf-8",
+        ] {
+            assert!(is_grpc_content_type(ok), "{ok}");
+        }
+        for bad in [
+            "application/json",
+            "application/grpc-web",
+            "application/grpcx",
+            "text/plain",
+            "",
+        ] {
+            assert!(!is_grpc_content_type(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_grpc_timeouts() {

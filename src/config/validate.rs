@@ -2,8 +2,8 @@
 //! Boot validation (DESIGN.md §5): every rule runs on every load, every violation is collected,
 //! and the output order is stable (rules in a fixed order, backends sorted by name).
 //!
-//! Rule ids follow ToolHive vMCP where it has one (V-01…V-09, V-13); V-10…V-12 and V-14 are ours and are
-//! listed in docs/configuration.md.
+//! Rule ids follow ToolHive vMCP where it has one (V-01…V-09, V-13); V-10…V-12, V-14 and V-15 are
+//! ours and listed in docs/configuration.md.
 
 use std::fmt;
 
@@ -17,7 +17,7 @@ mod cross;
 mod sections;
 mod text;
 
-pub use text::{is_header_text, is_valid_header_value};
+pub use text::{is_header_text, is_metadata_target, is_valid_header_value};
 
 /// How serious a violation is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +132,7 @@ fn run(config: &Config, env: &dyn Environment) -> (Option<Spec>, Vec<Violation>)
         .collect();
     backends::exchange_cache(&config.outgoing_auth.token_exchange_cache, &mut v);
     cross::cross_checks(config, &strategies, &mut v);
+    cross::outbound_targets(config, &strategies, &mut v);
 
     let spec = (|| {
         // `strategies` lists the default first, then the backends in name order.

@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 use super::token_endpoint::{self, Answer, Status, Transport};
 use super::{basic_auth, form_encode, read_capped, MAX_BODY_BYTES};
 use crate::config::spec::{UpstreamEndpoints, UpstreamSpec};
+use crate::config::validate::is_metadata_target;
 use crate::config::UpstreamType;
 use crate::identity::{RemoteJwks, ALLOWED_ALGORITHMS};
 use crate::secret::{is_b64token, Token};
@@ -73,6 +74,8 @@ pub struct UpstreamProvider {
     issuer_url: Option<String>,
     discovered: Mutex<Option<Arc<Endpoints>>>,
     http: reqwest::Client,
+    /// `server.allowLinkLocalTargets`: whether discovered endpoints may be link-local.
+    allow_link_local: bool,
 }
 
 impl std::fmt::Debug for UpstreamProvider {
@@ -114,8 +117,10 @@ struct IdTokenClaims {
 }
 
 impl UpstreamProvider {
-    /// The provider for one validated upstream; requests go out through `http`.
-    pub fn new(spec: &UpstreamSpec, http: reqwest::Client) -> Self {
+    /// The provider for one validated upstream; requests go out through `http`. Unless
+    /// `allow_link_local`, endpoints that discovery names on link-local or cloud metadata
+    /// addresses are refused, as V-15 refuses configured ones.
+    pub fn new(spec: &UpstreamSpec, http: reqwest::Client, allow_link_local: bool) -> Self {
         let (kind, configured, issuer_url, scopes) = match &spec.endpoints {
             UpstreamEndpoints::OAuth2 {
                 authorization,
@@ -148,6 +153,7 @@ impl UpstreamProvider {
             issuer_url,
             discovered: Mutex::new(None),
             http,
+            allow_link_local,
         }
     }
 
@@ -212,7 +218,15 @@ impl UpstreamProvider {
         if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
             return Err(self.unavailable("discovery issuer mismatch"));
         }
-        let parse = |u: &str| url::Url::parse(u).map_err(|_| self.unavailable("bad endpoint URL"));
+        let parse = |u: &str| {
+            let url = url::Url::parse(u).map_err(|_| self.unavailable("bad endpoint URL"))?;
+            if !self.allow_link_local && is_metadata_target(&url) {
+                return Err(self.unavailable("discovery names a link-local or metadata address"));
+            }
+            Ok(url)
+        };
+        let token = parse(&doc.token_endpoint)?;
+        parse(&doc.jwks_uri)?;
         let jwks = RemoteJwks::new(
             doc.jwks_uri.clone(),
             Duration::from_secs(10),
@@ -222,8 +236,9 @@ impl UpstreamProvider {
             tracing::warn!(provider = %self.name, "{e}");
         }
         Ok(Endpoints {
-            authorization: parse(&doc.authorization_endpoint)?,
-            token: parse(&doc.token_endpoint)?,
+            authorization: url::Url::parse(&doc.authorization_endpoint)
+                .map_err(|_| self.unavailable("bad endpoint URL"))?,
+            token,
             id_token: Some((doc.issuer, jwks)),
         })
     }
@@ -397,5 +412,63 @@ impl UpstreamProvider {
             return Err(self.rejected("id_token nonce mismatch"));
         }
         Ok(data.claims.sub)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A discovery document at `/.well-known/openid-configuration` naming `token_endpoint`.
+    async fn issuer_with_token_endpoint(token_endpoint: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let doc = serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": token_endpoint,
+            "jwks_uri": format!("{issuer}/jwks"),
+        });
+        let app = axum::Router::new().route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(doc) }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        issuer
+    }
+
+    fn provider(issuer: String, allow_link_local: bool) -> UpstreamProvider {
+        let spec = UpstreamSpec {
+            name: "okta".to_owned(),
+            client_id: "c".to_owned(),
+            client_secret: None,
+            scopes: Vec::new(),
+            endpoints: UpstreamEndpoints::Oidc { issuer },
+        };
+        UpstreamProvider::new(
+            &spec,
+            crate::oauth::http_client().unwrap(),
+            allow_link_local,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_discovered_endpoint_on_a_metadata_address_is_refused_unless_allowed() {
+        let issuer = issuer_with_token_endpoint("http://169.254.169.254/latest/meta-data").await;
+        let refused = provider(issuer.clone(), false)
+            .authorization_url("https://mcp.example/cb", "s", "c", "n")
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            IdpError::Unavailable {
+                provider: Arc::from("okta"),
+                reason: "discovery names a link-local or metadata address",
+            }
+        );
+        assert!(provider(issuer, true)
+            .authorization_url("https://mcp.example/cb", "s", "c", "n")
+            .await
+            .is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! Rules that relate sections to each other: strategies against the authorization server and
 //! the incoming-auth settings.
 
+use super::text::is_metadata_target;
 use super::Violations;
 use crate::config::{Config, IncomingAuthType, StrategyConfig};
 
@@ -114,4 +115,54 @@ pub(super) fn cross_checks(
 
 fn needs_identity(s: &StrategyConfig) -> bool {
     matches!(s.kind.as_str(), "upstream_inject" | "token_exchange")
+}
+
+/// V-15: the URLs we call (JWKS, upstream token and discovery endpoints, token exchange) point at
+/// no link-local address or cloud metadata service, unless `server.allowLinkLocalTargets` says so.
+pub(super) fn outbound_targets(
+    config: &Config,
+    strategies: &[(String, &StrategyConfig)],
+    v: &mut Violations,
+) {
+    if config.server.allow_link_local_targets {
+        return;
+    }
+    let mut targets: Vec<(String, &str)> = Vec::new();
+    if let Some(url) = config
+        .incoming_auth
+        .oidc
+        .as_ref()
+        .and_then(|o| o.jwks_url.as_ref())
+    {
+        targets.push(("incomingAuth.oidc.jwksUrl".to_owned(), url));
+    }
+    for (i, upstream) in config
+        .auth_server
+        .iter()
+        .flat_map(|s| s.upstreams.iter().enumerate())
+    {
+        let path = format!("authServer.upstreams[{i}]");
+        if let Some(o) = &upstream.oauth2 {
+            targets.push((format!("{path}.oauth2.tokenEndpoint"), &o.token_endpoint));
+        }
+        if let Some(o) = &upstream.oidc {
+            targets.push((format!("{path}.oidc.issuerUrl"), &o.issuer_url));
+        }
+    }
+    for (path, s) in strategies {
+        if let Some(t) = &s.token_exchange {
+            targets.push((format!("{path}.tokenExchange.tokenUrl"), &t.token_url));
+        }
+    }
+    for (path, raw) in targets {
+        if url::Url::parse(raw).is_ok_and(|url| is_metadata_target(&url)) {
+            v.error(
+                "V-15",
+                path,
+                format!(
+                    "{raw:?} is a link-local or cloud metadata address; set server.allowLinkLocalTargets to call it"
+                ),
+            );
+        }
+    }
 }

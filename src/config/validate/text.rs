@@ -27,6 +27,34 @@ pub fn is_header_text(value: &str) -> bool {
             .all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
 }
 
+/// Whether `url` points at a link-local address (169.254.0.0/16, fe80::/10: where cloud metadata
+/// services answer) or at a metadata service by its other names and addresses, also spelled as
+/// an IPv4-mapped IPv6 address.
+pub fn is_metadata_target(url: &url::Url) -> bool {
+    use std::net::Ipv4Addr;
+    let v4 = |ip: Ipv4Addr| ip.is_link_local() || ip == Ipv4Addr::new(100, 100, 100, 200);
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => v4(ip),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.to_ipv4_mapped().is_some_and(v4)
+                || ip.segments()[0] & 0xffc0 == 0xfe80
+                || ip.segments() == [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x254]
+        }
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            METADATA_NAMES.contains(&name.as_str())
+        }
+        None => false,
+    }
+}
+
+/// Host names of cloud metadata services.
+const METADATA_NAMES: [&str; 3] = [
+    "metadata.google.internal",
+    "metadata.goog",
+    "instance-data.ec2.internal",
+];
+
 /// An absolute http(s) URL; plain http only on a loopback host when `https_only` is set.
 pub(super) fn absolute_url(raw: &str, https_only: bool) -> Result<url::Url, String> {
     let url = url::Url::parse(raw).map_err(|e| format!("{raw:?} is not an absolute URL ({e})"))?;

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+//! The raw `authServer:` section: the embedded authorization server, its upstream identity
+//! providers and its storage.
+
+use serde::Deserialize;
+
+use super::InlineSecret;
+
+/// `authServer:` the embedded OAuth authorization server.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthServerConfig {
+    /// Issuer URL of our own tokens.
+    #[serde(default)]
+    pub issuer: String,
+    /// Audiences (RFC 8707 resources) a client may ask tokens for.
+    #[serde(default)]
+    pub allowed_audiences: Vec<String>,
+    /// PKCS#8 PEM P-256 signing key; absent = an ephemeral key (with a warning).
+    #[serde(default)]
+    pub signing_key_file: Option<String>,
+    /// Upstream identity providers, walked in order at login.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Where upstream tokens and server state live.
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Lifetime of our access tokens, in seconds (default 3600).
+    #[serde(default = "default_access_token_lifetime")]
+    pub access_token_lifetime_seconds: u64,
+    /// Lifetime of our refresh tokens, in seconds (default 30 days).
+    #[serde(default = "default_refresh_token_lifetime")]
+    pub refresh_token_lifetime_seconds: u64,
+    /// Lifetime of an authorization code, in seconds (default 60).
+    #[serde(default = "default_code_lifetime")]
+    pub authorization_code_lifetime_seconds: u64,
+    /// How long a user may take to walk the upstream logins, in seconds (default 600).
+    #[serde(default = "default_login_timeout")]
+    pub login_timeout_seconds: u64,
+}
+
+fn default_access_token_lifetime() -> u64 {
+    3600
+}
+fn default_refresh_token_lifetime() -> u64 {
+    30 * 24 * 3600
+}
+fn default_code_lifetime() -> u64 {
+    60
+}
+fn default_login_timeout() -> u64 {
+    600
+}
+
+/// One upstream identity provider.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpstreamConfig {
+    /// Provider name used by `providerName` references and storage keys (a DNS label).
+    #[serde(default)]
+    pub name: String,
+    /// `oauth2` or `oidc`.
+    #[serde(rename = "type")]
+    pub kind: UpstreamType,
+    /// Endpoints for `oauth2`.
+    #[serde(default)]
+    pub oauth2: Option<OAuth2UpstreamConfig>,
+    /// Discovery settings for `oidc`.
+    #[serde(default)]
+    pub oidc: Option<OidcUpstreamConfig>,
+}
+
+/// Upstream provider protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamType {
+    /// Plain OAuth 2.0 endpoints.
+    Oauth2,
+    /// OpenID Connect with discovery.
+    Oidc,
+}
+
+/// `upstreams[].oauth2:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OAuth2UpstreamConfig {
+    /// Authorization endpoint URL.
+    pub authorization_endpoint: String,
+    /// Token endpoint URL.
+    pub token_endpoint: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Client secret, inline (prefer `clientSecretEnv`).
+    #[serde(default)]
+    pub client_secret: Option<InlineSecret>,
+    /// Environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Scopes requested at login.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `upstreams[].oidc:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OidcUpstreamConfig {
+    /// Issuer URL (discovery at `/.well-known/openid-configuration`).
+    pub issuer_url: String,
+    /// Our client id at the provider.
+    pub client_id: String,
+    /// Client secret, inline (prefer `clientSecretEnv`).
+    #[serde(default)]
+    pub client_secret: Option<InlineSecret>,
+    /// Environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Scopes requested at login (`openid` is implied).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `authServer.storage:`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageConfig {
+    /// `memory` (default) or `redis`.
+    #[serde(default, rename = "type")]
+    pub kind: StorageType,
+    /// Redis settings, for `redis`.
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+}
+
+/// Storage backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageType {
+    /// In-process; lost on restart, not shared between replicas.
+    #[default]
+    Memory,
+    /// Redis, shared between replicas.
+    Redis,
+}
+
+/// `authServer.storage.redis:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Prefix of every key (default `mcp-authz:`).
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// Per-command timeout in milliseconds (default 100).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+fn default_key_prefix() -> String {
+    "mcp-authz:".to_owned()
+}
