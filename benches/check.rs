@@ -53,6 +53,7 @@ fn token(key: &SigningKey) -> String {
         "scope": "openid profile email mcp:tools mcp:resources",
     });
     let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some("at+jwt".to_owned());
     header.kid = Some(key.kid().to_owned());
     jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap()
 }

@@ -29,6 +29,9 @@ use crate::config::AuthServerConfig;
 use crate::oauth::provider::UpstreamProvider;
 use crate::upstream::UpstreamStore;
 
+/// The `typ` of the access tokens we issue (RFC 9068 §2.1), and require back.
+pub const TOKEN_TYPE: &str = "at+jwt";
+
 /// Lifetimes of what the server issues.
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
@@ -80,7 +83,7 @@ impl AuthServer {
         let encoding = key.encoding_key().map_err(|e| e.to_string())?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid().to_owned());
-        header.typ = Some("at+jwt".to_owned());
+        header.typ = Some(TOKEN_TYPE.to_owned());
         Ok(Self {
             issuer: config.issuer.trim_end_matches('/').to_owned(),
             base_path: issuer_url.path().trim_end_matches('/').to_owned(),

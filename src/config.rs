@@ -198,6 +198,10 @@ pub struct OidcConfig {
     /// Largest accepted token, in bytes (default 8192).
     #[serde(default)]
     pub max_token_bytes: Option<usize>,
+    /// The header `typ` an external issuer's tokens must carry (e.g. `at+jwt`); none by
+    /// default. Our own tokens (with `authServer`) must always be `at+jwt`.
+    #[serde(default)]
+    pub require_typ: Option<String>,
 }
 
 /// `outgoingAuth:` what each backend receives.

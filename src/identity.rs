@@ -72,4 +72,8 @@ pub enum IdentityError {
     /// A required claim (`exp`, `iss`, `aud`, `sub`) is missing or of the wrong type.
     #[error("missing or invalid claim {0}")]
     BadClaim(&'static str),
+    /// The header's `typ` is not the one required (RFC 8725 §3.11 explicit typing; `at+jwt`,
+    /// RFC 9068, for our own tokens).
+    #[error("wrong token type")]
+    WrongType,
 }

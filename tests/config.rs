@@ -333,6 +333,16 @@ fn v15_outbound_urls_on_metadata_addresses_need_an_explicit_allow() {
 }
 
 #[test]
+fn require_typ_is_for_external_issuers() {
+    let oidc =
+        r#"oidc: { issuer: "https://mcp.example.com", audience: "https://mcp.example.com/mcp" }"#;
+    assert_only(
+        &with(oidc, &oidc.replace(" }", ", requireTyp: at+jwt }")),
+        &["V-12 incomingAuth.oidc.requireTyp: requireTyp is for external issuers: with authServer, tokens are always at+jwt"],
+    );
+}
+
+#[test]
 fn a_backend_defined_twice_is_refused_as_it_is_read() {
     let twice = with(
         "    api: {",

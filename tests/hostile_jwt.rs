@@ -36,7 +36,8 @@ async fn validly_signed_tokens_that_bend_a_claim_or_header_rule_are_refused() {
     let config = common::mode_b_config(&key.path, "{ type: memory }");
     logs();
     let server = TestServer::start(&config).await;
-    let es256 = serde_json::json!({"alg": "ES256", "kid": key.key.kid()}).to_string();
+    let es256 =
+        serde_json::json!({"alg": "ES256", "kid": key.key.kid(), "typ": "at+jwt"}).to_string();
     let claims_text = claims().to_string();
     let with = |changes: serde_json::Value| {
         let mut c = claims();
@@ -117,6 +118,21 @@ async fn validly_signed_tokens_that_bend_a_claim_or_header_rule_are_refused() {
             "malformed token",
         ),
         (
+            "typ JWT on one of our tokens",
+            with_header(serde_json::json!({"typ": "JWT"})),
+            "wrong token type",
+        ),
+        (
+            "no typ on one of our tokens",
+            with_header(serde_json::json!({"typ": null})),
+            "wrong token type",
+        ),
+        (
+            "typ naming another JWT profile",
+            with_header(serde_json::json!({"typ": "application/secevent+jwt"})),
+            "wrong token type",
+        ),
+        (
             "invalid UTF-8 in the payload",
             invalid_utf8_payload,
             "malformed token",
@@ -143,5 +159,71 @@ async fn validly_signed_tokens_that_bend_a_claim_or_header_rule_are_refused() {
     let fine = signed(&key, es256.as_bytes(), claims_text.as_bytes());
     let response = check(&server, Some(&format!("Bearer {fine}")), Some("public")).await;
     ok(&response);
+    // `typ` compares as a media type: case aside, `application/` optional (RFC 7515 §4.1.9).
+    let spelled = with_header(serde_json::json!({"typ": "Application/AT+JWT"}));
+    let response = check(&server, Some(&format!("Bearer {spelled}")), Some("public")).await;
+    ok(&response);
     server.stop().await;
+}
+
+/// A Mode A server trusting `key` through a JWKS file, with `extra` in `incomingAuth.oidc`.
+async fn external_issuer(key: &TestKey, extra: &str) -> TestServer {
+    let jwks = key.dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::json!({ "keys": [key.key.public_jwk()] }).to_string(),
+    )
+    .unwrap();
+    TestServer::start(&format!(
+        r#"
+server: {{ grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", resourceUrl: "{aud}", audit: {{ enabled: false }} }}
+incomingAuth: {{ type: oidc, oidc: {{ issuer: "{iss}", audience: "{aud}", jwksFile: "{jwks}"{extra} }} }}
+outgoingAuth: {{ backends: {{ public: {{ type: unauthenticated }} }} }}
+"#,
+        aud = common::AUDIENCE,
+        iss = common::ISSUER,
+        jwks = jwks.display(),
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn an_external_issuers_typ_is_checked_only_when_configured() {
+    logs();
+    let key = TestKey::new();
+    let header = |typ: &str| {
+        serde_json::json!({"alg": "ES256", "kid": key.key.kid(), "typ": typ}).to_string()
+    };
+    let plain = signed(
+        &key,
+        header("JWT").as_bytes(),
+        claims().to_string().as_bytes(),
+    );
+    let typed = signed(
+        &key,
+        header("at+jwt").as_bytes(),
+        claims().to_string().as_bytes(),
+    );
+
+    let lenient = external_issuer(&key, "").await;
+    for token in [&plain, &typed] {
+        ok(&check(&lenient, Some(&format!("Bearer {token}")), Some("public")).await);
+    }
+    lenient.stop().await;
+
+    let strict = external_issuer(&key, ", requireTyp: at+jwt").await;
+    ok(&check(&strict, Some(&format!("Bearer {typed}")), Some("public")).await);
+    let response = check(&strict, Some(&format!("Bearer {plain}")), Some("public")).await;
+    let challenge = header_of(&response);
+    assert!(
+        challenge.contains("error_description=\"wrong token type\""),
+        "{challenge}"
+    );
+    strict.stop().await;
+}
+
+fn header_of(response: &envoy_types::pb::envoy::service::auth::v3::CheckResponse) -> String {
+    header(denied(response, 16, 401), "www-authenticate")
+        .unwrap()
+        .to_owned()
 }

@@ -77,6 +77,7 @@ fn token_from_runtime(server: &TestServer, sub: &str, tsid: &str) -> String {
         "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300, "tsid": tsid,
     });
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.typ = Some("at+jwt".to_owned());
     header.kid = Some(key.kid().to_owned());
     jsonwebtoken::encode(&header, &claims, &key.encoding_key().unwrap()).unwrap()
 }

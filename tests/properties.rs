@@ -39,6 +39,7 @@ fn verifier() -> &'static Verifier {
                 leeway: Duration::from_secs(30),
                 max_token_bytes: 8192,
                 cache_capacity: 1000,
+                required_typ: Some("at+jwt".to_owned()),
             },
         )
     })

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::authserver::{AuthServer, SigningKey};
+use crate::authserver::{AuthServer, SigningKey, TOKEN_TYPE as OUR_TOKEN_TYPE};
 use crate::check::Pipeline;
 use crate::config::spec::{Spec, StrategySpec, TokenExchangeSpec};
 use crate::config::{
@@ -184,6 +184,11 @@ pub async fn build(
                         leeway: Duration::from_secs(oidc.leeway_seconds.unwrap_or(30)),
                         max_token_bytes: oidc.max_token_bytes.unwrap_or(8192),
                         cache_capacity: 100_000,
+                        // Our own tokens are typed (RFC 9068); an external issuer's as configured.
+                        required_typ: match &signing_key {
+                            Some(_) => Some(OUR_TOKEN_TYPE.to_owned()),
+                            None => oidc.require_typ.clone(),
+                        },
                     },
                 )))
             }

@@ -96,6 +96,7 @@ fn mint(args: &Args, count: usize) -> anyhow::Result<()> {
     };
     let encoding = key.encoding_key()?;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.typ = Some("at+jwt".to_owned());
     header.kid = Some(key.kid().to_owned());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

@@ -29,6 +29,9 @@ pub struct VerifierSettings {
     pub max_token_bytes: usize,
     /// Verified-token cache capacity (entries).
     pub cache_capacity: u64,
+    /// The `typ` a token's header must carry (compared as RFC 7515 §4.1.9 says: case aside, and
+    /// with or without `application/`), or `None` to accept any.
+    pub required_typ: Option<String>,
 }
 
 /// Verifies bearer JWTs; cheap to share.
@@ -46,6 +49,8 @@ struct Header<'a> {
     alg: std::borrow::Cow<'a, str>,
     #[serde(default, borrow)]
     kid: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default, borrow)]
+    typ: Option<std::borrow::Cow<'a, str>>,
     /// RFC 7515 §4.1.11: we understand no extension, so any `crit` (even empty or null) refuses
     /// the token.
     #[serde(default, deserialize_with = "present")]
@@ -140,6 +145,16 @@ impl Verifier {
             .ok_or(IdentityError::AlgorithmNotAllowed)?;
         let data = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
             .map_err(|e| map_error(e.kind()))?;
+        // After the signature, so the answer for a forged token does not depend on its header.
+        if let Some(required) = &self.settings.required_typ {
+            if !header
+                .typ
+                .as_deref()
+                .is_some_and(|typ| same_media_type(typ, required))
+            {
+                return Err(IdentityError::WrongType);
+            }
+        }
         let claims = data.claims;
         // §3: `iss` is a string equal to the configured issuer, never a list that contains it.
         if !matches!(&claims.iss, Some(serde_json::Value::String(iss)) if *iss == self.settings.issuer)
@@ -163,6 +178,17 @@ impl Verifier {
             token: Token::new(token),
         })
     }
+}
+
+/// Whether two `typ` values name one media type: ASCII case aside, `application/` optional.
+fn same_media_type(a: &str, b: &str) -> bool {
+    fn short(t: &str) -> &str {
+        match t.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &t[12..],
+            _ => t,
+        }
+    }
+    short(a).eq_ignore_ascii_case(short(b))
 }
 
 /// A NumericDate: a non-negative JSON number of seconds (a fraction is rounded down), never a

@@ -250,6 +250,7 @@ impl Denial {
             IdentityError::WrongIssuer => "wrong_issuer",
             IdentityError::WrongAudience => "wrong_audience",
             IdentityError::BadClaim(_) => "bad_claim",
+            IdentityError::WrongType => "wrong_token_type",
         };
         Self::unauthenticated(challenge, "invalid_token", &error.to_string(), reason)
     }

@@ -76,6 +76,7 @@ impl TestKey {
         }
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.key.kid().to_owned());
+        header.typ = Some("at+jwt".to_owned());
         jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
     }
 }

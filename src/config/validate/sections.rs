@@ -109,6 +109,19 @@ pub(super) fn incoming(config: &Config, v: &mut Violations) {
             "maxTokenBytes must be greater than 0",
         );
     }
+    match (&oidc.require_typ, config.auth_server.is_some()) {
+        (Some(typ), _) if typ.trim().is_empty() => v.error(
+            "V-12",
+            "incomingAuth.oidc.requireTyp",
+            "requireTyp must not be empty when set",
+        ),
+        (Some(_), true) => v.error(
+            "V-12",
+            "incomingAuth.oidc.requireTyp",
+            "requireTyp is for external issuers: with authServer, tokens are always at+jwt",
+        ),
+        _ => {}
+    }
     // A leeway of hours or years would quietly turn off expiry.
     if oidc.leeway_seconds.is_some_and(|s| s > MAX_LEEWAY_SECONDS) {
         v.error(
