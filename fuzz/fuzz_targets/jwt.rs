@@ -21,6 +21,7 @@ fn setup() -> &'static (tokio::runtime::Runtime, Verifier) {
                 leeway: Duration::from_secs(30),
                 max_token_bytes: 8192,
                 cache_capacity: 16,
+                required_typ: Some("at+jwt".to_owned()),
             },
         );
         let rt = tokio::runtime::Builder::new_current_thread()
