@@ -108,10 +108,15 @@ impl UpstreamToken {
     /// # Errors
     /// [`UpstreamError::Corrupt`] when it is not one; the content is never echoed.
     pub fn from_json(bytes: &[u8], provider: &Arc<str>) -> Result<Self, UpstreamError> {
-        serde_json::from_slice(bytes).map_err(|_| UpstreamError::Corrupt {
+        let corrupt = || UpstreamError::Corrupt {
             provider: provider.clone(),
             reason: "not a schema v1 JSON record",
-        })
+        };
+        // An object only: serde would also read a struct from an array (`["gho_…"]`).
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(corrupt());
+        }
+        serde_json::from_slice(bytes).map_err(|_| corrupt())
     }
 
     /// Whether the access token has expired at `now` (unix seconds).
@@ -259,6 +264,21 @@ mod tests {
         assert_eq!(back["refreshToken"], "r");
         assert_eq!(back["clientId"], "c");
         assert!(back.get("idToken").is_none());
+    }
+
+    #[test]
+    fn a_record_must_be_a_json_object() {
+        for bad in [&br#"["gho_in_array"]"#[..], b"\"gho\"", b"null", b""] {
+            assert!(
+                matches!(
+                    UpstreamToken::from_json(bad, &provider()),
+                    Err(UpstreamError::Corrupt { .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(UpstreamToken::from_json(b" {\"accessToken\":\"a\"}", &provider()).is_ok());
     }
 
     #[test]

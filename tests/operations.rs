@@ -165,6 +165,26 @@ async fn a_reload_under_a_steady_stream_of_checks_fails_none_and_keeps_logins() 
         2
     );
     assert_eq!(metric_value(&text, "mcp_authz_config_reloads_total"), 1);
+
+    // A backend defined a second time below the first is refused, not the later one winning:
+    // `flip` keeps its header.
+    let twice = new.replace(
+        "    flip: { type: header_injection",
+        "    flip: { type: unauthenticated }\n    flip: { type: header_injection",
+    );
+    assert_ne!(twice, new);
+    std::fs::write(&path, twice).unwrap();
+    assert!(!reload_file(&server.state, &path, &env).await);
+    let response = check(&server, Some(&auth), Some("flip")).await;
+    assert_eq!(
+        header_value(&response, "x-api-key").as_deref(),
+        Some("new-value")
+    );
+    let text = server.metrics().await;
+    assert_eq!(
+        metric_value(&text, "mcp_authz_config_reload_failures_total"),
+        3
+    );
 }
 
 // ---------------------------------------------------------------- the real binary ----

@@ -56,26 +56,34 @@ impl OAuthServer {
             )
         });
         let node = std::env::var("NODE_BIN").unwrap_or_else(|_| "node".to_owned());
-        let port = free_port();
-        let mut child = Command::new(&node)
-            .arg(&script)
-            .env("PORT", port.to_string())
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {node} {script} ({e}); run scripts/setup-test-env.sh")
-            });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(
-            line.trim(),
-            format!("ready {port}"),
-            "oauth server did not start (npm ci in testenv/oauth-server?)"
-        );
+        // A port from `free_port` can be taken by another test before node binds it; node then
+        // exits at once, so try again on a fresh one.
+        let (child, port) = (0..5)
+            .find_map(|_| {
+                let port = free_port();
+                let mut child = Command::new(&node)
+                    .arg(&script)
+                    .env("PORT", port.to_string())
+                    .envs(env.iter().copied())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap_or_else(|e| {
+                        panic!("cannot start {node} {script} ({e}); run scripts/setup-test-env.sh")
+                    });
+                let mut line = String::new();
+                BufReader::new(child.stdout.take().unwrap())
+                    .read_line(&mut line)
+                    .unwrap();
+                if line.trim() == format!("ready {port}") {
+                    Some((child, port))
+                } else {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    None
+                }
+            })
+            .expect("oauth server did not start (npm ci in testenv/oauth-server?)");
         Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
