@@ -10,11 +10,11 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::{
-    check, check_request, denied, header, logs, mode_b_config, ok, store_token, TestKey, TestServer,
+    check, check_request, denied, header, http_of, logs, mode_b_config, ok, store_token, TestKey,
+    TestServer,
 };
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 async fn server(key: &TestKey) -> TestServer {
@@ -155,20 +155,6 @@ async fn header_injection_sets_the_header_and_removes_the_callers_credential() {
     );
     assert_eq!(ok.headers_to_remove, vec!["authorization".to_owned()]);
     server.stop().await;
-}
-
-/// The HTTP request inside a CheckRequest built by `check_request`.
-fn http_of(request: &mut CheckRequest) -> &mut HttpRequest {
-    request
-        .attributes
-        .as_mut()
-        .unwrap()
-        .request
-        .as_mut()
-        .unwrap()
-        .http
-        .as_mut()
-        .unwrap()
 }
 
 #[tokio::test]

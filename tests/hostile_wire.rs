@@ -82,49 +82,19 @@ async fn a_token_in_the_query_is_never_verified_and_never_passed_on() {
     let server = TestServer::start(&mode_b_config(&key.path, "{ type: memory }")).await;
     let jwt = key.token("alice", None, serde_json::json!({}));
     let mut request = common::check_request(None, Some("public"));
-    let http = request
-        .attributes
-        .as_mut()
-        .unwrap()
-        .request
-        .as_mut()
-        .unwrap()
-        .http
-        .as_mut()
-        .unwrap();
+    let http = common::http_of(&mut request);
     http.path = format!("/mcp?access_token={jwt}");
     http.headers.insert(":path".to_owned(), http.path.clone());
-    let check = |request| {
-        let server = &server;
-        async move {
-            server
-                .client()
-                .await
-                .check(request)
-                .await
-                .unwrap()
-                .into_inner()
-        }
-    };
     // Only the query carries a token: no bearer token was presented.
-    let response = check(request.clone()).await;
+    let response = common::send(&server, request.clone()).await;
     let denied = common::denied(&response, 16, 401);
     let challenge = common::header(denied, "www-authenticate").unwrap();
     assert!(!challenge.contains("error="), "{challenge}");
     // With the token in the header too, the allow removes the one in the query.
-    let http = request
-        .attributes
-        .as_mut()
-        .unwrap()
-        .request
-        .as_mut()
-        .unwrap()
-        .http
-        .as_mut()
-        .unwrap();
+    let http = common::http_of(&mut request);
     http.headers
         .insert("authorization".to_owned(), format!("Bearer {jwt}"));
-    let response = check(request).await;
+    let response = common::send(&server, request).await;
     assert_eq!(
         common::ok(&response).query_parameters_to_remove,
         vec!["access_token"]

@@ -154,16 +154,18 @@ async fn a_reload_under_a_steady_stream_of_checks_fails_none_and_keeps_logins() 
     assert_ne!(moved, new);
     std::fs::write(&path, moved).unwrap();
     assert!(!reload_file(&server.state, &path, &env).await);
-    let response = check(&server, Some(&auth), Some("flip")).await;
-    assert_eq!(
-        header_value(&response, "x-api-key").as_deref(),
-        Some("new-value")
-    );
+    // After each refused reload, `flip` still answers per the running config.
+    let still_new = || async {
+        let response = check(&server, Some(&auth), Some("flip")).await;
+        assert_eq!(
+            header_value(&response, "x-api-key").as_deref(),
+            Some("new-value")
+        );
+        let text = server.metrics().await;
+        metric_value(&text, "mcp_authz_config_reload_failures_total")
+    };
+    assert_eq!(still_new().await, 2);
     let text = server.metrics().await;
-    assert_eq!(
-        metric_value(&text, "mcp_authz_config_reload_failures_total"),
-        2
-    );
     assert_eq!(metric_value(&text, "mcp_authz_config_reloads_total"), 1);
 
     // A backend defined a second time below the first is refused, not the later one winning:
@@ -175,16 +177,7 @@ async fn a_reload_under_a_steady_stream_of_checks_fails_none_and_keeps_logins() 
     assert_ne!(twice, new);
     std::fs::write(&path, twice).unwrap();
     assert!(!reload_file(&server.state, &path, &env).await);
-    let response = check(&server, Some(&auth), Some("flip")).await;
-    assert_eq!(
-        header_value(&response, "x-api-key").as_deref(),
-        Some("new-value")
-    );
-    let text = server.metrics().await;
-    assert_eq!(
-        metric_value(&text, "mcp_authz_config_reload_failures_total"),
-        3
-    );
+    assert_eq!(still_new().await, 3);
 }
 
 // ---------------------------------------------------------------- the real binary ----

@@ -238,19 +238,38 @@ pub fn check_request(authorization: Option<&str>, backend: Option<&str>) -> Chec
     }
 }
 
+/// The HTTP request inside a CheckRequest built by [`check_request`].
+pub fn http_of(request: &mut CheckRequest) -> &mut HttpRequest {
+    request
+        .attributes
+        .as_mut()
+        .unwrap()
+        .request
+        .as_mut()
+        .unwrap()
+        .http
+        .as_mut()
+        .unwrap()
+}
+
+/// Calls Check with `request`.
+pub async fn send(server: &TestServer, request: CheckRequest) -> CheckResponse {
+    server
+        .client()
+        .await
+        .check(request)
+        .await
+        .expect("Check answers with a CheckResponse, never a gRPC error")
+        .into_inner()
+}
+
 /// Calls Check.
 pub async fn check(
     server: &TestServer,
     authorization: Option<&str>,
     backend: Option<&str>,
 ) -> CheckResponse {
-    server
-        .client()
-        .await
-        .check(check_request(authorization, backend))
-        .await
-        .expect("Check answers with a CheckResponse, never a gRPC error")
-        .into_inner()
+    send(server, check_request(authorization, backend)).await
 }
 
 /// Writes an upstream token for (tsid, provider) into the server's store.
