@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 //! criterion: the in-process Check pipeline on its hot path (verified-token cache warm, memory
 //! store; exchanged-token cache hit), the response encoding, one uncached ES256 verification, the
-//! signature check alone with each P-256 implementation available here, and the cache lookups.
+//! signature check alone with each P-256 implementation available here, the cache lookups, and
+//! the decision audit (one Check with every allow written, one event queued).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,16 +18,17 @@ use mcp_authz::authserver::SigningKey;
 use mcp_authz::response::encode::encode;
 use mcp_authz::secret::{Token, Tsid};
 use mcp_authz::strategy::token_exchange::{KeyParts, KeyPrefix};
+use mcp_authz::telemetry::audit::{now_ms, AuditEvent};
 use mcp_authz::upstream::UpstreamToken;
 use mcp_authz::wire::CheckInput;
 
 const ISSUER: &str = "https://mcp.example.com";
 const AUDIENCE: &str = "https://mcp.example.com/mcp";
 
-fn config(key_path: &str, token_url: &str) -> String {
+fn config(key_path: &str, token_url: &str, audit: &str) -> String {
     format!(
         r#"
-server: {{ resourceUrl: "{AUDIENCE}", audit: {{ enabled: false }} }}
+server: {{ resourceUrl: "{AUDIENCE}", audit: {audit} }}
 incomingAuth: {{ oidc: {{ issuer: "{ISSUER}", audience: "{AUDIENCE}" }} }}
 authServer:
   issuer: {ISSUER}
@@ -87,9 +90,16 @@ fn bench(c: &mut Criterion) {
     let path = dir.path().join("k.pem");
     std::fs::write(&path, key.to_pkcs8_pem().unwrap()).unwrap();
     let token_url = rt.block_on(token_endpoint());
-    let cfg = mcp_authz::config::parse_str(&config(&path.to_string_lossy(), &token_url)).unwrap();
     let env: HashMap<String, String> = HashMap::new();
-    let (state, _) = rt.block_on(State::build(&cfg, &env)).unwrap();
+    let build = |audit: &str| {
+        let yaml = config(&path.to_string_lossy(), &token_url, audit);
+        let cfg = mcp_authz::config::parse_str(&yaml).unwrap();
+        rt.block_on(State::build(&cfg, &env)).unwrap().0
+    };
+    let state = build("{ enabled: false }");
+    // The shipped audit defaults (every allow written), to a file instead of stdout so the
+    // report stays readable; the Check path's share is the same.
+    let audited = build("{ file: /dev/null }");
     let upstream = UpstreamToken {
         access_token: Token::new("gho_16C7e42F292c6912E7710c838347Ae178B4a"),
         refresh_token: None,
@@ -98,12 +108,14 @@ fn bench(c: &mut Criterion) {
         subject: None,
         client_id: None,
     };
-    rt.block_on(state.runtime().pipeline.store.as_ref().unwrap().put(
-        &Tsid::new("Q2ZJ7K4V3M6N8P1R5T9W0X2Y4Z6A8C0E"),
-        "github",
-        &upstream,
-    ))
-    .unwrap();
+    for state in [&state, &audited] {
+        rt.block_on(state.runtime().pipeline.store.as_ref().unwrap().put(
+            &Tsid::new("Q2ZJ7K4V3M6N8P1R5T9W0X2Y4Z6A8C0E"),
+            "github",
+            &upstream,
+        ))
+        .unwrap();
+    }
     let jwt = token(&key);
     let authorization = format!("Bearer {jwt}");
     let input = CheckInput {
@@ -121,6 +133,25 @@ fn bench(c: &mut Criterion) {
                 .await
         })
     });
+    c.bench_function("check/upstream_inject_warm_audited", |b| {
+        b.to_async(&rt).iter(|| async {
+            let pipeline = &audited.runtime().pipeline;
+            mcp_authz::app::grpc::decide(&audited, pipeline, &input, deadline()).await
+        })
+    });
+    let audit = audited.audit.as_ref().unwrap();
+    let event = AuditEvent {
+        ts_ms: now_ms(),
+        decision: "allow",
+        backend: Some(Arc::from("github")),
+        strategy: "upstream_inject",
+        subject: Some(Arc::from("user-1")),
+        reason: None,
+        grpc_status: 0,
+        identity_cache_hit: true,
+        latency_us: 2,
+    };
+    c.bench_function("audit/record", |b| b.iter(|| audit.record(event.clone())));
     let exchange_input = CheckInput {
         backend: Some("jira"),
         ..input

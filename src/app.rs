@@ -73,11 +73,12 @@ impl State {
     ) -> Result<(Arc<Self>, Vec<Violation>), ConfigError> {
         let metrics = Metrics::new();
         let (runtime, warnings) = build::build(config.clone(), env, &metrics, None).await?;
-        let audit = Audit::start(&config.server.audit, metrics.audit_dropped.clone())
-            .await
-            .map_err(|e| ConfigError::Resource {
-                path: "server.audit.file".to_owned(),
-                message: e.to_string(),
+        let audit =
+            Audit::start(&config.server.audit, metrics.audit_dropped.clone()).map_err(|e| {
+                ConfigError::Resource {
+                    path: "server.audit.file".to_owned(),
+                    message: e.to_string(),
+                }
             })?;
         let state = Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
@@ -193,8 +194,8 @@ pub async fn run(
                 .max_decoding_message_size(server_config.max_check_request_bytes),
         ))
         .serve_with_incoming_shutdown(nodelay(grpc), grpc_stop);
-    let http_server =
-        axum::serve(http, http::router(state)).with_graceful_shutdown(wait_for(stop_rx.clone()));
+    let http_server = axum::serve(http, http::router(state.clone()))
+        .with_graceful_shutdown(wait_for(stop_rx.clone()));
     let http_server = async move { http_server.await };
 
     // Shutdown: report NOT_SERVING first, give load balancers `shutdownDelaySeconds` to notice,
@@ -222,6 +223,9 @@ pub async fn run(
         }
     };
     readiness.abort();
+    if let Some(audit) = &state.audit {
+        audit.close();
+    }
     result
 }
 

@@ -103,16 +103,16 @@ pub async fn decide(
             Decision::Deny(d) => (false, Some(d.reason()), d.grpc().code()),
         };
         if !allowed || audit.sample_allow() {
-            audit.record(&AuditEvent {
+            audit.record(AuditEvent {
                 ts_ms: now_ms(),
                 decision: if allowed { "allow" } else { "deny" },
-                backend: backend.map_or("<unknown>", |b| &b.name),
+                backend: backend.map(|b| b.name.clone()),
                 strategy: backend.map_or("none", |b| b.strategy.kind().as_str()),
-                subject: checked.subject.as_deref(),
+                subject: checked.subject,
                 reason,
                 grpc_status,
                 identity_cache_hit: checked.identity_cache_hit.unwrap_or(false),
-                latency_us: elapsed.as_micros(),
+                latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             });
         }
     }
