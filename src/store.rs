@@ -10,6 +10,7 @@
 
 mod memory;
 mod redis;
+mod tracking;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
+pub use self::tracking::Invalidate;
 
 /// The store did not answer in time or at all. The reason is fixed text, never a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -121,6 +123,14 @@ impl Store {
                 Ok(())
             }
             Self::Redis(r) => r.delete_if(key, value).await,
+        }
+    }
+
+    /// Reports to `listener` every change that any client makes to keys starting with `prefix`,
+    /// for as long as `listener` lives. Only Redis has other writers; for memory, nothing.
+    pub fn track(&self, prefix: &str, listener: std::sync::Weak<dyn Invalidate>) {
+        if let Self::Redis(r) = self {
+            r.track(prefix, listener);
         }
     }
 

@@ -5,6 +5,7 @@
 //! Reads are lazy: a Check reads only the one provider its backend needs.
 
 mod memory;
+mod near;
 pub mod refresh;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use self::memory::Sessions;
+use self::near::NearCache;
 use crate::secret::{is_b64token, Token, Tsid};
 use crate::store::{Store, StoreError};
 use crate::time::unix_now;
@@ -165,13 +167,33 @@ pub struct UpstreamStore {
     kv: Store,
     /// Present exactly when `kv` is the memory store.
     decoded: Option<Sessions>,
+    /// Decoded Redis records, kept correct by Redis's invalidation pushes.
+    near: Option<Arc<NearCache>>,
 }
 
 impl UpstreamStore {
     /// The token store over `kv`.
     pub fn new(kv: Store) -> Self {
         let decoded = matches!(kv, Store::Memory(_)).then(Sessions::default);
-        Self { kv, decoded }
+        Self {
+            kv,
+            decoded,
+            near: None,
+        }
+    }
+
+    /// The token store over `kv` with a near cache of up to `entries` decoded records in front
+    /// of Redis (none for the memory store, or when `entries` is 0). Needs a Tokio runtime: it
+    /// starts the store's tracking connection.
+    pub fn with_near_cache(kv: Store, entries: u64) -> Self {
+        let mut store = Self::new(kv);
+        if store.decoded.is_none() && entries > 0 {
+            let near = Arc::new(NearCache::new(entries));
+            let listener: Arc<dyn crate::store::Invalidate> = near.clone();
+            store.kv.track("upstream:", Arc::downgrade(&listener));
+            store.near = Some(near);
+        }
+        store
     }
 
     /// The key/value store beneath, for the authorization server's records and refresh locks.
@@ -193,10 +215,20 @@ impl UpstreamStore {
         if let Some(sessions) = &self.decoded {
             return Ok(sessions.get(tsid, provider));
         }
-        let bytes = self.kv.get(&key(tsid, provider), Some(deadline)).await?;
-        bytes
+        let key = key(tsid, provider);
+        let near = self.near.as_deref();
+        if let Some(hit) = near.and_then(|near| near.get(&key)) {
+            return Ok(Some(hit));
+        }
+        let ticket = near.map(NearCache::ticket);
+        let bytes = self.kv.get(&key, Some(deadline)).await?;
+        let record = bytes
             .map(|bytes| UpstreamToken::from_json(&bytes, provider).map(Arc::new))
-            .transpose()
+            .transpose()?;
+        if let (Some(near), Some(ticket), Some(record)) = (near, ticket, &record) {
+            near.insert(ticket, &key, record.clone());
+        }
+        Ok(record)
     }
 
     /// Writes one provider's record, replacing any previous one.
@@ -217,9 +249,10 @@ impl UpstreamStore {
         let ttl = token
             .storage_ttl(unix_now(), DEFAULT_REFRESH_LIFETIME)
             .map(|ttl| Duration::from_secs(ttl.as_secs().max(1)));
-        self.kv
-            .put(&key(tsid, provider), &token.to_json(), ttl)
-            .await
+        let key = key(tsid, provider);
+        let written = self.kv.put(&key, &token.to_json(), ttl).await;
+        self.forget(&key);
+        written
     }
 
     /// Deletes one provider's record.
@@ -231,7 +264,23 @@ impl UpstreamStore {
             sessions.delete(tsid, provider);
             return Ok(());
         }
-        self.kv.delete(&key(tsid, provider)).await
+        let key = key(tsid, provider);
+        let deleted = self.kv.delete(&key).await;
+        self.forget(&key);
+        deleted
+    }
+
+    /// Drops our own cached copy after we wrote `key` (Redis reports the write too, a moment
+    /// later; a Check in between must not see the old record).
+    fn forget(&self, key: &str) {
+        if let Some(near) = &self.near {
+            crate::store::Invalidate::key(&**near, key.as_bytes());
+        }
+    }
+
+    /// How many records the near cache holds (`None` without one); for tests and diagnostics.
+    pub fn near_cache_len(&self) -> Option<u64> {
+        self.near.as_deref().map(NearCache::len)
     }
 
     /// How many records the memory store holds (`None` for Redis); for tests and diagnostics.

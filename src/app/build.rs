@@ -204,19 +204,24 @@ pub async fn build(
         .and_then(|p| p.pipeline.store.clone());
     let store = match (&config.auth_server, previous_store) {
         (Some(_), Some(store)) => Some(store),
-        (Some(server), None) => Some(Arc::new(UpstreamStore::new(
+        (Some(server), None) => Some(Arc::new(
             match (server.storage.kind, &server.storage.redis) {
-                (StorageType::Redis, Some(redis)) => Store::Redis(
-                    RedisStore::new(
-                        &redis.url,
-                        &redis.key_prefix,
-                        Duration::from_millis(redis.timeout_ms.unwrap_or(100)),
-                    )
-                    .map_err(|e| resource_error("authServer.storage.redis.url", e.to_string()))?,
+                (StorageType::Redis, Some(redis)) => UpstreamStore::with_near_cache(
+                    Store::Redis(
+                        RedisStore::new(
+                            &redis.url,
+                            &redis.key_prefix,
+                            Duration::from_millis(redis.timeout_ms.unwrap_or(100)),
+                        )
+                        .map_err(|e| {
+                            resource_error("authServer.storage.redis.url", e.to_string())
+                        })?,
+                    ),
+                    redis.near_cache_entries,
                 ),
-                _ => Store::Memory(MemoryStore::new()),
+                _ => UpstreamStore::new(Store::Memory(MemoryStore::new())),
             },
-        ))),
+        )),
         (None, _) => None,
     };
 

@@ -155,6 +155,14 @@ pub struct RedisConfig {
     /// Per-command timeout in milliseconds (default 100).
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Upstream-token records kept decoded in the process, kept correct by Redis's
+    /// invalidation pushes (default 100000; 0 turns the near cache off).
+    #[serde(default = "default_near_cache_entries")]
+    pub near_cache_entries: u64,
+}
+
+fn default_near_cache_entries() -> u64 {
+    100_000
 }
 
 fn default_key_prefix() -> String {

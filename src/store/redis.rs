@@ -12,6 +12,7 @@ use super::StoreError;
 /// A Redis-backed store.
 pub struct RedisStore {
     connection: ConnectionManager,
+    info: redis::ConnectionInfo,
     key_prefix: String,
     timeout: Duration,
 }
@@ -36,7 +37,8 @@ impl RedisStore {
         let info = redis::IntoConnectionInfo::into_connection_info(url)
             .map_err(|_| StoreError("invalid redis url"))?
             .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info).map_err(|_| StoreError("invalid redis url"))?;
+        let client =
+            redis::Client::open(info.clone()).map_err(|_| StoreError("invalid redis url"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
@@ -46,9 +48,22 @@ impl RedisStore {
             .map_err(|_| StoreError("cannot create redis connection"))?;
         Ok(Self {
             connection,
+            info,
             key_prefix: key_prefix.to_owned(),
             timeout,
         })
+    }
+
+    /// Reports to `listener` every change to keys starting with `prefix` (after the key prefix),
+    /// for as long as `listener` lives.
+    pub(super) fn track(&self, prefix: &str, listener: std::sync::Weak<dyn super::Invalidate>) {
+        super::tracking::spawn(
+            self.info.clone(),
+            self.key_prefix.clone(),
+            prefix.to_owned(),
+            self.timeout,
+            listener,
+        );
     }
 
     fn key(&self, key: &str) -> String {

@@ -13,6 +13,7 @@ pub mod browser;
 pub mod envoy;
 pub mod fake_sts;
 pub mod oauth_server;
+pub mod redis_server;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: Apache-2.0
+//! Server-assisted client-side caching: a dedicated RESP3 connection with
+//! `CLIENT TRACKING ON BCAST PREFIX <prefix>`, so Redis pushes the name of every key under the
+//! prefix that anyone changes, deletes or expires. The connection is watched (a PING every
+//! second); when it drops or stops answering, the listener is told to flush and stop trusting
+//! its cache until tracking is established again, because invalidations may have been missed.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use redis::{ProtocolVersion, PushKind, Value};
+use tokio::sync::mpsc;
+
+/// Told what changed in Redis. Key names come without the store's key prefix.
+pub trait Invalidate: Send + Sync + 'static {
+    /// `key` changed or is gone.
+    fn key(&self, key: &[u8]);
+    /// Changes may have been missed: forget everything and stop caching.
+    fn all(&self);
+    /// Tracking is established: every change from now on is reported.
+    fn tracking(&self);
+}
+
+/// How often the tracking connection proves it is alive.
+const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// Keeps a tracking connection for `prefix` (with the key prefix) up while `listener` lives.
+pub(super) fn spawn(
+    info: redis::ConnectionInfo,
+    key_prefix: String,
+    prefix: String,
+    timeout: Duration,
+    listener: Weak<dyn Invalidate>,
+) {
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    let info = info.set_redis_settings(settings);
+    tokio::spawn(async move {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let Some(alive) = listener.upgrade() else {
+                return;
+            };
+            alive.all();
+            drop(alive);
+            if let Ok(client) = redis::Client::open(info.clone()) {
+                if track(&client, &key_prefix, &prefix, timeout, &listener).await {
+                    pause = Duration::from_millis(100);
+                }
+            }
+            if let Some(alive) = listener.upgrade() {
+                alive.all();
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    });
+}
+
+/// One tracking connection, until it fails or the listener is gone; whether tracking was
+/// established.
+async fn track(
+    client: &redis::Client,
+    key_prefix: &str,
+    prefix: &str,
+    timeout: Duration,
+    listener: &Weak<dyn Invalidate>,
+) -> bool {
+    let (tx, mut pushes) = mpsc::unbounded_channel();
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_push_sender(tx);
+    let Ok(Ok(mut conn)) = tokio::time::timeout(
+        timeout * 5,
+        client.get_multiplexed_async_connection_with_config(&config),
+    )
+    .await
+    else {
+        return false;
+    };
+    let mut on = redis::cmd("CLIENT");
+    on.arg("TRACKING")
+        .arg("ON")
+        .arg("BCAST")
+        .arg("PREFIX")
+        .arg(format!("{key_prefix}{prefix}"));
+    if !matches!(
+        tokio::time::timeout(timeout * 5, on.query_async::<()>(&mut conn)).await,
+        Ok(Ok(()))
+    ) {
+        return false;
+    }
+    match listener.upgrade() {
+        Some(alive) => alive.tracking(),
+        None => return true,
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    loop {
+        tokio::select! {
+            push = pushes.recv() => {
+                let Some(push) = push else { return true };
+                let Some(alive) = listener.upgrade() else { return true };
+                match push.kind {
+                    PushKind::Invalidate => invalidate(&*alive, &push.data, key_prefix),
+                    PushKind::Disconnection => return true,
+                    _ => {}
+                }
+            }
+            _ = ping.tick() => {
+                if listener.strong_count() == 0 {
+                    return true;
+                }
+                let answered = tokio::time::timeout(
+                    timeout * 5,
+                    redis::cmd("PING").query_async::<String>(&mut conn),
+                )
+                .await;
+                if !matches!(answered, Ok(Ok(_))) {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+/// `invalidate` carries an array of key names, or null when the whole database was flushed.
+fn invalidate(listener: &dyn Invalidate, data: &[Value], key_prefix: &str) {
+    let keys = match data.first() {
+        Some(Value::Array(keys)) => keys,
+        _ => return listener.all(),
+    };
+    for key in keys {
+        match key {
+            Value::BulkString(name) => {
+                listener.key(name.strip_prefix(key_prefix.as_bytes()).unwrap_or(name));
+            }
+            _ => return listener.all(),
+        }
+    }
+}
