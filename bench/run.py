@@ -130,14 +130,15 @@ def h2load(port, path, token, seconds=SECONDS, clients=8, streams=8):
     }
 
 
-def config(http_port, grpc_port, idp, key, storage):
+def config(http_port, grpc_port, idp, key, storage, server_extra=""):
+    """The shipped defaults (audit events on, to stdout, every allow written) unless
+    `server_extra` says otherwise."""
     return f"""
 server:
   grpcAddr: 127.0.0.1:{grpc_port}
   httpAddr: 127.0.0.1:{http_port}
   resourceUrl: {AUDIENCE}
-  audit: {{ enabled: false }}
-incomingAuth:
+{server_extra}incomingAuth:
   type: oidc
   oidc: {{ issuer: "http://127.0.0.1:{http_port}", audience: "{AUDIENCE}" }}
 authServer:
@@ -222,11 +223,14 @@ def start_envoy(tmp, authz_port):
     return proc, listen
 
 
-def row(name, result, baseline=None):
+def row(name, result, baseline=None, same=None):
+    """`baseline`: the empty-answer no-op; `same`: the no-op returning the same answer."""
     lat = result["latency_us"]
     ratio = result["rps"] / baseline["rps"] if baseline else None
+    ratio_same = result["rps"] / same["rps"] if same else None
     return {
         "scenario": name, "rps": round(result["rps"]), "ratio": round(ratio, 3) if ratio else None,
+        "ratio_same": round(ratio_same, 3) if ratio_same else None,
         "p50_us": lat.get("p50"), "p99_us": lat.get("p99"), "p999_us": lat.get("p999"),
         "mean_us": round(lat["mean"]) if "mean" in lat else None,
         "server_cpu_us": round(result["server_cpu_us"], 1) if result.get("server_cpu_us") else None,
@@ -291,13 +295,18 @@ def main():
         procs.append(redis)
         wait_port(redis_port)
 
-        for storage_name, storage in [
-            ("memory", "{ type: memory }"),
-            ("redis", f'{{ type: redis, redis: {{ url: "redis://127.0.0.1:{redis_port}/", timeoutMs: 200 }} }}'),
+        answer = os.path.join(tmp, "answer.pb")
+        same = {}
+        redis_storage = f'{{ type: redis, redis: {{ url: "redis://127.0.0.1:{redis_port}/", timeoutMs: 200 }} }}'
+        for storage_name, storage, server_extra in [
+            ("memory", "{ type: memory }", ""),
+            ("memory-audit-off", "{ type: memory }", "  audit: { enabled: false }\n"),
+            ("redis", redis_storage, ""),
+            ("redis-near-cache-off", redis_storage.replace("timeoutMs: 200", "timeoutMs: 200, nearCacheEntries: 0"), ""),
         ]:
             path = os.path.join(tmp, f"config-{storage_name}.yaml")
             with open(path, "w") as f:
-                f.write(config(http_port, grpc_port, f"http://127.0.0.1:{idp_port}", key, storage))
+                f.write(config(http_port, grpc_port, f"http://127.0.0.1:{idp_port}", key, storage, server_extra))
             server = Proc([os.path.join(RELEASE, "mcp-authz"), "serve", "--config", path, "--watch-interval", "0"])
             procs.append(server)
             wait_port(grpc_port)
@@ -305,8 +314,21 @@ def main():
             jwt = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "login.py"), issuer],
                                  check=True, capture_output=True, text=True).stdout.strip()
             if storage_name == "memory":
+                # The same-answer no-ops: exactly what mcp-authz answers for the github backend
+                # (header, removals, dynamic metadata), and the same without dynamic metadata.
+                subprocess.run([os.path.join(RELEASE, "loadgen"), "--target", f"http://127.0.0.1:{grpc_port}",
+                                "--emit-answer", answer, "--backend", "github", "--token", jwt], check=True)
+                for variant, extra in [("same", []), ("same-no-metadata", ["no-metadata"])]:
+                    port = free_port()
+                    proc = Proc([os.path.join(RELEASE, "noop-authz"), f"127.0.0.1:{port}", answer, *extra])
+                    procs.append(proc)
+                    wait_port(port)
+                    same[variant] = (proc, port)
+                same_proc, same_port = same["same"]
+                same_direct = measure(same_proc.pid, lambda: loadgen(same_port, "--backend", "github", "--token", jwt))
+                rows.append(row("no-op returning the same answer as (a)", same_direct, baseline))
                 r = measure(server.pid, lambda: loadgen(grpc_port, "--backend", "github", "--token", jwt))
-                rows.append(row("(a) upstream_inject, warm, memory store", r, baseline))
+                rows.append(row("(a) upstream_inject, warm, memory store", r, baseline, same_direct))
                 # 100k distinct identities, each verified in full once; RSS then shows the
                 # verified-token cache holding them all.
                 r = measure(server.pid, lambda: loadgen(grpc_port, "--backend", "public", "--token-list", tokens,
@@ -317,12 +339,18 @@ def main():
                 rows.append(row("(d) token_exchange, cache hit", r, baseline))
 
                 # Through Envoy: alone, with the no-op server, with mcp-authz.
+                pids = {noop_port: noop.pid, grpc_port: server.pid,
+                        same["same"][1]: same["same"][0].pid,
+                        same["same-no-metadata"][1]: same["same-no-metadata"][0].pid}
                 for name, authz in [("Envoy alone (direct_response)", None),
                                     ("Envoy + ext_authz(no-op)", noop_port),
+                                    ("Envoy + ext_authz(same-answer no-op)", same["same"][1]),
+                                    ("Envoy + ext_authz(same-answer no-op, no dynamic metadata)",
+                                     same["same-no-metadata"][1]),
                                     ("Envoy + ext_authz(mcp-authz, upstream_inject warm)", grpc_port)]:
                     envoy, listen = start_envoy(tmp, authz)
                     procs.append(envoy)
-                    target = server.pid if authz == grpc_port else (noop.pid if authz else envoy.pid)
+                    target = pids[authz] if authz else envoy.pid
                     before_envoy = cpu_seconds(envoy.pid)
                     r = measure(target, lambda: h2load(listen, "/mcp", jwt))
                     r["envoy_cpu_us"] = (cpu_seconds(envoy.pid) - before_envoy) * 1e6 / max(r["requests"], 1)
@@ -330,6 +358,7 @@ def main():
                     envoy.stop()
                 # Unloaded latency through Envoy, one request at a time.
                 for name, authz in [("Envoy + no-op, unloaded (1 in flight)", noop_port),
+                                    ("Envoy + same-answer no-op, unloaded (1 in flight)", same["same"][1]),
                                     ("Envoy + mcp-authz, unloaded (1 in flight)", grpc_port)]:
                     envoy, listen = start_envoy(tmp, authz)
                     procs.append(envoy)
@@ -337,10 +366,20 @@ def main():
                     rows.append(row(name, r))
                     envoy.stop()
             else:
+                name = {
+                    "memory-audit-off": "(a) with audit events off (not the default)",
+                    "redis": "(c) upstream_inject, Redis store (near cache warm)",
+                    "redis-near-cache-off": "(c) with the near cache off (a GET per Check, not the default)",
+                }[storage_name]
                 r = measure(server.pid, lambda: loadgen(grpc_port, "--backend", "github", "--token", jwt))
-                rows.append(row("(c) upstream_inject, Redis store", r, baseline))
+                rows.append(row(name, r, baseline, same_direct))
             server.stop()
             procs.remove(server)
+        # The near cache's invalidation bound, against the same Redis.
+        near = subprocess.run(["cargo", "bench", "--locked", "--bench", "near_cache"], cwd=ROOT, check=True,
+                              capture_output=True, text=True,
+                              env={**os.environ, "REDIS_URL": f"redis://127.0.0.1:{redis_port}/"}).stdout
+        near_line = next(line for line in near.splitlines() if line.startswith("near_cache:"))
     finally:
         for p in procs:
             p.stop()
@@ -349,19 +388,27 @@ def main():
     # Ratios for the Envoy rows: against Envoy + no-op.
     by = {r["scenario"]: r for r in rows}
     envoy_noop = by.get("Envoy + ext_authz(no-op)")
+    envoy_same = by.get("Envoy + ext_authz(same-answer no-op)")
     for r in rows:
-        if r["scenario"].startswith("Envoy + ext_authz(mcp-authz") and envoy_noop:
+        if r["scenario"].startswith("Envoy + ext_authz(") and envoy_noop and r is not envoy_noop:
             r["ratio"] = round(r["rps"] / envoy_noop["rps"], 3)
-    header = "| scenario | req/s | ratio | p50 µs | p99 µs | p99.9 µs | mean µs | server CPU µs/req | RSS MiB |"
+        if r["scenario"].startswith("Envoy + ext_authz(mcp-authz") and envoy_same:
+            r["ratio_same"] = round(r["rps"] / envoy_same["rps"], 3)
+    header = ("| scenario | req/s | ratio vs no-op | ratio vs same-answer no-op | p50 µs | p99 µs "
+              "| p99.9 µs | mean µs | server CPU µs/req | RSS MiB |")
     print(header)
-    print("|" + "---|" * 9)
+    print("|" + "---|" * 10)
     for r in rows:
-        print(f"| {r['scenario']} | {r['rps']} | {r['ratio'] or ''} | {r['p50_us'] or ''} | {r['p99_us'] or ''} "
+        print(f"| {r['scenario']} | {r['rps']} | {r['ratio'] or ''} | {r.get('ratio_same') or ''} "
+              f"| {r['p50_us'] or ''} | {r['p99_us'] or ''} "
               f"| {r['p999_us'] or ''} | {r['mean_us'] or ''} | {r['server_cpu_us'] or ''} | {r['rss_mib']} |")
+    print()
+    print(near_line)
     out = os.environ.get("BENCH_JSON")
     if out:
         with open(out, "w") as f:
-            json.dump({"placement": {"servers": SERVER_CPU, "load": LOAD_CPU}, "seconds": SECONDS, "rows": rows}, f, indent=2)
+            json.dump({"placement": {"servers": SERVER_CPU, "load": LOAD_CPU}, "seconds": SECONDS, "rows": rows,
+                       "near_cache": near_line}, f, indent=2)
     for r in rows:
         status = r["status"]
         errors = {k: v for k, v in status.items() if k not in ("0", "2xx") and v}

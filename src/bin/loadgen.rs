@@ -80,6 +80,10 @@ struct Args {
     /// `--binary`) to this file, and exit.
     #[arg(long)]
     emit_frame: Option<String>,
+    /// Instead of load: send one Check to `--target` and write its CheckResponse (protobuf) to
+    /// this file, for `noop-authz` to return the very same answer.
+    #[arg(long)]
+    emit_answer: Option<String>,
 }
 
 /// Writes `count` distinct tokens (different `sub` and `jti`) for the load's "fresh JWT" runs.
@@ -314,7 +318,23 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(args))
 }
 
+/// Writes the answer `--target` gives to one Check with `--token` and `--backend`.
+async fn emit_answer(args: &Args, path: &str) -> anyhow::Result<()> {
+    use prost::Message;
+    let token = args.token.as_deref().map(read_token).transpose()?;
+    let request = request(args, token.map(|t| format!("Bearer {t}")).as_deref());
+    let channel = Endpoint::from_shared(args.target.clone())?
+        .connect()
+        .await?;
+    let answer = AuthorizationClient::new(channel).check(request).await?;
+    std::fs::write(path, answer.into_inner().encode_to_vec())?;
+    Ok(())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(path) = &args.emit_answer {
+        return emit_answer(&args, path).await;
+    }
     let tokens = match (&args.token, &args.token_list) {
         (_, Some(path)) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
