@@ -201,7 +201,7 @@ impl UpstreamStore {
         &self.kv
     }
 
-    /// Reads one provider's record, giving up at `deadline`.
+    /// Reads one provider's record, giving up at `deadline`; the near cache answers when it can.
     ///
     /// # Errors
     /// [`UpstreamError::Corrupt`] or [`UpstreamError::StoreUnavailable`]; `Ok(None)` when there
@@ -212,12 +212,37 @@ impl UpstreamStore {
         provider: &Arc<str>,
         deadline: Instant,
     ) -> Result<Option<Arc<UpstreamToken>>, UpstreamError> {
+        self.read(tsid, provider, deadline, true).await
+    }
+
+    /// Like [`Self::get`], but past the near cache: sees every write Redis has acknowledged,
+    /// even one whose invalidation has not reached this replica yet. For the read before
+    /// redeeming a refresh token, where a copy a few microseconds old could redeem a rotated one.
+    ///
+    /// # Errors
+    /// As [`Self::get`].
+    pub async fn get_latest(
+        &self,
+        tsid: &Tsid,
+        provider: &Arc<str>,
+        deadline: Instant,
+    ) -> Result<Option<Arc<UpstreamToken>>, UpstreamError> {
+        self.read(tsid, provider, deadline, false).await
+    }
+
+    async fn read(
+        &self,
+        tsid: &Tsid,
+        provider: &Arc<str>,
+        deadline: Instant,
+        cached: bool,
+    ) -> Result<Option<Arc<UpstreamToken>>, UpstreamError> {
         if let Some(sessions) = &self.decoded {
             return Ok(sessions.get(tsid, provider));
         }
         let key = key(tsid, provider);
         let near = self.near.as_deref();
-        if let Some(hit) = near.and_then(|near| near.get(&key)) {
+        if let Some(hit) = near.filter(|_| cached).and_then(|near| near.get(&key)) {
             return Ok(Some(hit));
         }
         let ticket = near.map(NearCache::ticket);

@@ -30,13 +30,18 @@ fn injected(response: &CheckResponse) -> Option<String> {
     }
 }
 
-/// How many GETs Redis has answered.
-async fn gets(redis: &Redis) -> u64 {
-    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port))
+/// A connection of the test's own, as another client (or replica) would have.
+async fn raw(redis: &Redis) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port))
         .unwrap()
         .get_multiplexed_async_connection()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// How many GETs Redis has answered.
+async fn gets(redis: &Redis) -> u64 {
+    let mut conn = raw(redis).await;
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(&mut conn)
@@ -146,11 +151,7 @@ async fn across_a_redis_kill_and_restart_no_stale_token_is_served() {
     redis.kill();
     redis.restart();
     // Written behind A's back, straight into the restarted Redis.
-    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{}/", redis.port))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = raw(&redis).await;
     let _: () = redis::cmd("SET")
         .arg("nc:upstream:tsid-restart:github")
         .arg(r#"{"accessToken":"gho_after"}"#)

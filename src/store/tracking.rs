@@ -40,19 +40,19 @@ pub(super) fn spawn(
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(100);
         loop {
-            let Some(alive) = listener.upgrade() else {
+            if listener.strong_count() == 0 {
                 return;
-            };
-            alive.all();
-            drop(alive);
+            }
             if let Ok(client) = redis::Client::open(info.clone()) {
                 if track(&client, &key_prefix, &prefix, timeout, &listener).await {
                     pause = Duration::from_millis(100);
                 }
             }
-            if let Some(alive) = listener.upgrade() {
-                alive.all();
-            }
+            let Some(alive) = listener.upgrade() else {
+                return;
+            };
+            alive.all();
+            drop(alive);
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
@@ -97,29 +97,56 @@ async fn track(
         Some(alive) => alive.tracking(),
         None => return true,
     }
+    tracing::info!("redis near cache: tracking changes");
+    let ended = follow(&mut conn, &mut pushes, key_prefix, timeout, listener).await;
+    if ended == Ended::Lost {
+        tracing::warn!(
+            "redis near cache: tracking connection lost; reads go to Redis until it is back"
+        );
+    }
+    true
+}
+
+/// Why [`follow`] stopped.
+#[derive(PartialEq, Eq)]
+enum Ended {
+    /// The listener is gone.
+    Unused,
+    /// The connection dropped or stopped answering.
+    Lost,
+}
+
+/// Applies the pushes of an established tracking connection until it fails.
+async fn follow(
+    conn: &mut redis::aio::MultiplexedConnection,
+    pushes: &mut mpsc::UnboundedReceiver<redis::PushInfo>,
+    key_prefix: &str,
+    timeout: Duration,
+    listener: &Weak<dyn Invalidate>,
+) -> Ended {
     let mut ping = tokio::time::interval(PING_EVERY);
     loop {
         tokio::select! {
             push = pushes.recv() => {
-                let Some(push) = push else { return true };
-                let Some(alive) = listener.upgrade() else { return true };
+                let Some(push) = push else { return Ended::Lost };
+                let Some(alive) = listener.upgrade() else { return Ended::Unused };
                 match push.kind {
                     PushKind::Invalidate => invalidate(&*alive, &push.data, key_prefix),
-                    PushKind::Disconnection => return true,
+                    PushKind::Disconnection => return Ended::Lost,
                     _ => {}
                 }
             }
             _ = ping.tick() => {
                 if listener.strong_count() == 0 {
-                    return true;
+                    return Ended::Unused;
                 }
                 let answered = tokio::time::timeout(
                     timeout * 5,
-                    redis::cmd("PING").query_async::<String>(&mut conn),
+                    redis::cmd("PING").query_async::<String>(conn),
                 )
                 .await;
                 if !matches!(answered, Ok(Ok(_))) {
-                    return true;
+                    return Ended::Lost;
                 }
             }
         }

@@ -202,7 +202,7 @@ impl Job {
         // Compare before redeeming: another replica may have rotated the refresh token already.
         let current = self
             .store
-            .get(&self.tsid, &self.provider, deadline)
+            .get_latest(&self.tsid, &self.provider, deadline)
             .await?
             .ok_or_else(|| self.not_found())?;
         if replaced(&current, &self.stale, unix_now()) {
