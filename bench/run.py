@@ -7,7 +7,8 @@ Envoy) runs pinned to CPU 0; the load generator (loadgen, h2load) runs pinned to
 mcp-authz scenario is compared with the no-op server measured the same way, in the same run.
 
 Environment: ENVOY_BIN, REDIS_SERVER_BIN, NODE_BIN, OAUTH_SERVER_JS (from setup-test-env.sh),
-BENCH_SECONDS (default 8), BENCH_JSON (where to write the results as JSON).
+BENCH_SECONDS (default 8), BENCH_JSON (where to write the results as JSON), BENCH_PERF_DIR (record
+the fresh-JWT scenario with `perf record` there and print its flat profile).
 """
 import json
 import os
@@ -102,6 +103,30 @@ def measure(server_pid, run):
     requests = result["requests"]
     result["server_cpu_us"] = used * 1e6 / requests if requests else None
     result["server_rss_mib"] = rss_mib(server_pid)
+    return result
+
+
+def profiled(name, server_pid, run):
+    """`run()`, recorded with perf into BENCH_PERF_DIR/name.data when that is set; the flat
+    profile (self time by library and symbol) goes to name.txt and to stderr."""
+    out_dir = os.environ.get("BENCH_PERF_DIR")
+    if not out_dir:
+        return run()
+    os.makedirs(out_dir, exist_ok=True)
+    data = os.path.join(out_dir, f"{name}.data")
+    perf = subprocess.Popen(["taskset", "-c", LOAD_CPU, "perf", "record", "-F", "1999", "-p", str(server_pid),
+                             "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        result = run()
+    finally:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(60)
+    report = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "dso,symbol",
+                             "--percent-limit", "0.5"], capture_output=True, text=True).stdout
+    with open(os.path.join(out_dir, f"{name}.txt"), "w") as f:
+        f.write(report)
+    print(report, file=sys.stderr)
     return result
 
 
@@ -331,10 +356,25 @@ def main():
                 rows.append(row("(a) upstream_inject, warm, memory store", r, baseline, same_direct))
                 # 100k distinct identities, each verified in full once; RSS then shows the
                 # verified-token cache holding them all.
-                r = measure(server.pid, lambda: loadgen(grpc_port, "--backend", "public", "--token-list", tokens,
-                                                        "--requests", str(fresh - 1000),
-                                                        seconds=120, warmup=0))
-                rows.append(row("(b) fresh JWT per request (ES256 verify), unauthenticated backend, 100k identities", r, baseline))
+                # (b)'s fair baseline: a no-op that checks each JWT's ES256 signature (the same
+                # library call, no claims, no cache) and returns the answer mcp-authz gives for
+                # this backend, at the rate that leaves.
+                answer_public = os.path.join(tmp, "answer-public.pb")
+                subprocess.run([os.path.join(RELEASE, "loadgen"), "--target", f"http://127.0.0.1:{grpc_port}",
+                                "--emit-answer", answer_public, "--backend", "public", "--token", sample], check=True)
+                port = free_port()
+                verify_noop = Proc([os.path.join(RELEASE, "noop-authz"), f"127.0.0.1:{port}", answer_public,
+                                    f"es256={key}"])
+                procs.append(verify_noop)
+                wait_port(port)
+                fresh_loadgen = lambda p: loadgen(p, "--backend", "public", "--token-list", tokens,
+                                                  "--requests", str(fresh - 1000), seconds=120, warmup=0)
+                verify_base = measure(verify_noop.pid, lambda: fresh_loadgen(port))
+                verify_noop.stop()
+                rows.append(row("no-op + one ES256 signature check, same answer as (b) (fresh JWTs)", verify_base, baseline))
+                r = profiled("fresh-jwt", server.pid, lambda: measure(server.pid, lambda: fresh_loadgen(grpc_port)))
+                rows.append(row("(b) fresh JWT per request (ES256 verify), unauthenticated backend, 100k identities",
+                                r, baseline, verify_base))
                 r = measure(server.pid, lambda: loadgen(grpc_port, "--backend", "exchange", "--token", jwt))
                 rows.append(row("(d) token_exchange, cache hit", r, baseline))
 

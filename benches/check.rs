@@ -45,14 +45,20 @@ outgoingAuth:
 }
 
 fn token(key: &SigningKey) -> String {
+    token_for(key, 0)
+}
+
+/// A token of the same shape as [`token`] for identity `n`: its own `sub`, `jti` and `tsid`.
+fn token_for(key: &SigningKey, n: u64) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
     let claims = serde_json::json!({
-        "iss": ISSUER, "aud": AUDIENCE, "sub": "4d2b7e1c-0f3a-4c1e-9a55-6f0e2b8c9d11", "iat": now,
-        "exp": now + 3600, "jti": "b1f0c9e2-55aa-4f0b-8e0c-3c2d1b0a9f88", "client_id": "mcp-client-1234",
-        "tsid": "Q2ZJ7K4V3M6N8P1R5T9W0X2Y4Z6A8C0E", "name": "Alice Example", "email": "alice@example.com",
+        "iss": ISSUER, "aud": AUDIENCE, "sub": format!("4d2b7e1c-0f3a-4c1e-9a55-{n:012x}"),
+        "iat": now, "exp": now + 3600, "jti": format!("b1f0c9e2-55aa-4f0b-8e0c-{n:012x}"),
+        "client_id": "mcp-client-1234",
+        "tsid": if n == 0 { "Q2ZJ7K4V3M6N8P1R5T9W0X2Y4Z6A8C0E".to_owned() } else { format!("Q2ZJ7K4V3M6N8P1R{n:016X}") }, "name": "Alice Example", "email": "alice@example.com",
         "scope": "openid profile email mcp:tools mcp:resources",
     });
     let mut header = Header::new(Algorithm::ES256);
@@ -223,6 +229,21 @@ fn bench(c: &mut Criterion) {
         b.iter(|| key.verify(signing_input.as_bytes(), &signature).unwrap())
     });
 
+    // A token never seen before, verified in full and inserted into the verified-token cache,
+    // which fills as it runs (minting, in the untimed setup, gives each one its own identity).
+    let fresh = state.runtime().pipeline.verifier.clone().unwrap();
+    let mut n = 1u64;
+    c.bench_function("jwt/fresh_verify_and_cache", |b| {
+        b.iter_batched(
+            || {
+                n += 1;
+                token_for(&key, n)
+            },
+            |t| rt.block_on(fresh.verify(&t)).unwrap(),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+
     // Cache lookups on their own.
     let verifier = state.runtime().pipeline.verifier.clone().unwrap();
     rt.block_on(verifier.verify(&jwt)).unwrap();
@@ -240,8 +261,8 @@ fn bench(c: &mut Criterion) {
         subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
         subject_provider: Some("github"),
     });
-    let subject = Token::new("gho_16C7e42F292c6912E7710c838347Ae178B4a");
-    c.bench_function("cache/exchange_key", |b| b.iter(|| prefix.key(&subject)));
+    let subject = "gho_16C7e42F292c6912E7710c838347Ae178B4a";
+    c.bench_function("cache/exchange_key", |b| b.iter(|| prefix.key(subject)));
 }
 
 criterion_group!(benches, bench);

@@ -93,7 +93,7 @@ async fn allow(
     deadline: Instant,
     checked: &mut Checked<'_>,
 ) -> Result<Allow, CheckError> {
-    let identity = match &pipeline.verifier {
+    let (identity, caller_token) = match &pipeline.verifier {
         Some(verifier) => {
             if input.ambiguous_authorization {
                 return Err(CheckError::Identity(IdentityError::Malformed));
@@ -102,12 +102,13 @@ async fn allow(
             let (identity, hit) = verifier.verify(token).await.map_err(CheckError::Identity)?;
             checked.subject = Some(identity.subject.clone());
             checked.identity_cache_hit = Some(hit);
-            Some(identity)
+            (Some(identity), Some(token))
         }
-        None => None,
+        None => (None, None),
     };
     let ctx = StrategyContext {
         identity: identity.as_deref(),
+        caller_token,
         store: pipeline.store.as_ref(),
         refresher: pipeline.refresher.as_ref(),
         deadline,

@@ -16,7 +16,7 @@ pub use bearer::bearer_token;
 pub use jwt::{Verifier, VerifierSettings};
 pub use keys::{KeySet, KeySource, RemoteJwks, VerifyingKey, ALLOWED_ALGORITHMS};
 
-use crate::secret::{Token, Tsid};
+use crate::secret::Tsid;
 
 /// A verified caller.
 #[derive(Debug)]
@@ -28,8 +28,6 @@ pub struct Identity {
     pub tsid: Option<Tsid>,
     /// The JWT `exp`, unix seconds.
     pub expires_at: u64,
-    /// The caller's own JWT (the subject of a token exchange when no provider is named).
-    pub token: Token,
 }
 
 /// Why a caller was not identified. Each variant maps to a 401 of DESIGN.md §2 in

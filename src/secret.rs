@@ -6,6 +6,7 @@
 //! reviewers can grep for.
 
 use std::fmt;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serializer};
@@ -175,8 +176,53 @@ pub fn is_b64token(value: &str) -> bool {
 
 /// SHA-256 digest of a credential, used as a cache key so the credential itself is never stored
 /// as a key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct TokenDigest([u8; 32]);
+
+impl Hash for TokenDigest {
+    /// The digest is uniform already: its first eight bytes are all a table needs (equality
+    /// still compares all 32).
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(prefix));
+    }
+}
+
+/// A [`BuildHasher`] for tables keyed by [`TokenDigest`]: no second hash over the digest.
+/// (Only a token that verified is inserted into such a table, so nobody can choose keys that
+/// crowd one bucket.)
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DigestHash;
+
+impl BuildHasher for DigestHash {
+    type Hasher = DigestHasher;
+
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+/// The [`Hasher`] of [`DigestHash`].
+#[derive(Debug)]
+pub struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+
+    /// Other input (never a [`TokenDigest`]) is folded in FNV-1a style.
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 impl TokenDigest {
     /// Digest of one credential.
@@ -207,6 +253,17 @@ mod tests {
         assert!(!format!("{token:?}").contains("supersecret"));
         assert!(!format!("{tsid:?}").contains("tsid-value"));
         assert!(!format!("{:?}", TokenDigest::of("gho_supersecret")).contains("supersecret"));
+    }
+
+    #[test]
+    fn a_digest_hashes_to_its_first_eight_bytes() {
+        let digest = TokenDigest::of("a");
+        let expected = u64::from_le_bytes(digest.0[..8].try_into().unwrap());
+        assert_eq!(DigestHash.hash_one(digest), expected);
+        assert_ne!(
+            DigestHash.hash_one(digest),
+            DigestHash.hash_one(TokenDigest::of("b"))
+        );
     }
 
     #[test]

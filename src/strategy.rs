@@ -102,6 +102,9 @@ impl StrategyKind {
 pub struct StrategyContext<'a> {
     /// The verified caller, absent with anonymous incoming auth.
     pub identity: Option<&'a Identity>,
+    /// The caller's JWT as it came, present with `identity` (the subject of a token exchange
+    /// when no provider is named). The verified-token cache does not keep a copy.
+    pub caller_token: Option<&'a str>,
     /// Upstream token store, present when an authorization server is configured.
     pub store: Option<&'a Arc<UpstreamStore>>,
     /// Refreshes expired upstream tokens, present with an authorization server.

@@ -13,7 +13,7 @@ use base64::Engine;
 use mcp_authz::authserver::SigningKey;
 use mcp_authz::identity::{bearer_token, KeySource, Verifier, VerifierSettings};
 use mcp_authz::response::Challenge;
-use mcp_authz::secret::{is_b64token, Token};
+use mcp_authz::secret::is_b64token;
 use mcp_authz::strategy::token_exchange::{KeyParts, KeyPrefix};
 use proptest::prelude::*;
 
@@ -155,7 +155,7 @@ proptest! {
                 subject_token_type: &k.5,
                 subject_provider: k.6.as_deref(),
             })
-            .key(&Token::new(k.7.as_str()))
+            .key(k.7.as_str())
         };
         let normalized = |k: &KeyInputs| {
             let mut scopes = k.4.clone();

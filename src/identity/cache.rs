@@ -10,12 +10,12 @@ use moka::sync::Cache;
 use moka::Expiry;
 
 use super::Identity;
-use crate::secret::TokenDigest;
+use crate::secret::{DigestHash, TokenDigest};
 use crate::time::unix_now;
 
 /// Verified identities by token digest.
 pub(crate) struct VerifiedCache {
-    cache: Cache<TokenDigest, Arc<Identity>>,
+    cache: Cache<TokenDigest, Arc<Identity>, DigestHash>,
 }
 
 impl std::fmt::Debug for VerifiedCache {
@@ -46,7 +46,7 @@ impl VerifiedCache {
         let cache = Cache::builder()
             .max_capacity(capacity)
             .expire_after(UntilExpiry)
-            .build();
+            .build_with_hasher(DigestHash);
         Self { cache }
     }
 

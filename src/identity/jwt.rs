@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //! JWT verification with an algorithm allow-list and a verified-token cache.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +13,7 @@ use serde::Deserialize;
 use super::cache::VerifiedCache;
 use super::keys::{KeySource, ALLOWED_ALGORITHMS};
 use super::{Identity, IdentityError};
-use crate::secret::{Token, TokenDigest, Tsid};
+use crate::secret::{TokenDigest, Tsid};
 
 /// What a token must satisfy.
 #[derive(Debug, Clone)]
@@ -38,7 +37,8 @@ pub struct VerifierSettings {
 #[derive(Debug)]
 pub struct Verifier {
     keys: KeySource,
-    validations: HashMap<Algorithm, Validation>,
+    /// One per allow-listed algorithm (a handful: a scan beats hashing).
+    validations: Vec<(Algorithm, Validation)>,
     settings: VerifierSettings,
     cache: VerifiedCache,
 }
@@ -139,9 +139,10 @@ impl Verifier {
         if !key.algorithms.contains(&alg) {
             return Err(IdentityError::AlgorithmNotAllowed);
         }
-        let validation = self
+        let (_, validation) = self
             .validations
-            .get(&alg)
+            .iter()
+            .find(|(a, _)| *a == alg)
             .ok_or(IdentityError::AlgorithmNotAllowed)?;
         let data = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
             .map_err(|e| map_error(e.kind()))?;
@@ -175,7 +176,6 @@ impl Verifier {
             subject: Arc::from(claims.sub),
             tsid,
             expires_at,
-            token: Token::new(token),
         })
     }
 }

@@ -101,8 +101,25 @@ impl TokenExchange {
     /// or does not answer within the Check's deadline.
     pub async fn apply(&self, ctx: &StrategyContext<'_>) -> Result<Mutations, StrategyError> {
         let inner = &*self.inner;
-        let subject = self.subject(ctx).await?;
-        let key = inner.key_prefix.key(&subject.token);
+        let record;
+        let (subject, expires_at) = match &inner.subject_provider {
+            None => {
+                let (Some(identity), Some(token)) = (ctx.identity, ctx.caller_token) else {
+                    return Err(StrategyError::NoIdentity("token_exchange"));
+                };
+                (token, Some(identity.expires_at))
+            }
+            Some(provider) => {
+                record = ctx.upstream_token(provider, "token_exchange").await?;
+                (record.access_token.expose_secret(), record.expires_at)
+            }
+        };
+        // Owned only when an exchange is due: a cache hit copies nothing.
+        let owned = || Subject {
+            token: Token::new(subject),
+            expires_at,
+        };
+        let key = inner.key_prefix.key(subject);
         let entry = match inner.shared.cache.get(&key).await {
             Some(entry) => {
                 let result = match &*entry {
@@ -112,12 +129,12 @@ impl TokenExchange {
                 inner.shared.metrics.record(&inner.backend, result);
                 entry
             }
-            None => self.exchange_now(key, &subject, ctx.deadline).await?,
+            None => self.exchange_now(key, &owned(), ctx.deadline).await?,
         };
         match &*entry {
             Entry::Issued(issued) => {
                 if issued.claim_refresh(std::time::Instant::now()) {
-                    self.spawn_refresh(key, subject, entry.clone());
+                    self.spawn_refresh(key, owned(), entry.clone());
                 }
                 Ok(Mutations::set(
                     AUTHORIZATION_NAME.clone(),
@@ -126,23 +143,6 @@ impl TokenExchange {
             }
             Entry::Rejected { error, .. } => Err(StrategyError::Exchange(error.clone())),
         }
-    }
-
-    async fn subject(&self, ctx: &StrategyContext<'_>) -> Result<Subject, StrategyError> {
-        let identity = ctx
-            .identity
-            .ok_or(StrategyError::NoIdentity("token_exchange"))?;
-        let Some(provider) = &self.inner.subject_provider else {
-            return Ok(Subject {
-                token: identity.token.clone(),
-                expires_at: Some(identity.expires_at),
-            });
-        };
-        let record = ctx.upstream_token(provider, "token_exchange").await?;
-        Ok(Subject {
-            token: record.access_token.clone(),
-            expires_at: record.expires_at,
-        })
     }
 
     /// A cache miss: one exchange per key however many Checks wait for it, bounded by the
