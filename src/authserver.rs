@@ -27,6 +27,7 @@ pub use keys::SigningKey;
 
 use crate::config::AuthServerConfig;
 use crate::oauth::provider::UpstreamProvider;
+use crate::scope::Scopes;
 use crate::upstream::UpstreamStore;
 
 /// The `typ` of the access tokens we issue (RFC 9068 §2.1), and require back.
@@ -55,6 +56,7 @@ pub struct AuthServer {
     encoding: EncodingKey,
     header: Header,
     providers: Vec<Arc<UpstreamProvider>>,
+    scopes_supported: Scopes,
     lifetimes: Lifetimes,
     store: Arc<UpstreamStore>,
 }
@@ -77,6 +79,7 @@ impl AuthServer {
         config: &AuthServerConfig,
         key: Arc<SigningKey>,
         providers: Vec<Arc<UpstreamProvider>>,
+        scopes_supported: Scopes,
         store: Arc<UpstreamStore>,
     ) -> Result<Self, String> {
         let issuer_url = url::Url::parse(&config.issuer).map_err(|e| format!("issuer: {e}"))?;
@@ -92,6 +95,7 @@ impl AuthServer {
             encoding,
             header,
             providers,
+            scopes_supported,
             lifetimes: Lifetimes {
                 access_token: Duration::from_secs(config.access_token_lifetime_seconds),
                 refresh_token: Duration::from_secs(config.refresh_token_lifetime_seconds),
@@ -110,6 +114,17 @@ impl AuthServer {
     /// Where every upstream sends the user back.
     pub fn callback_url(&self) -> String {
         self.url("/oauth/callback")
+    }
+
+    /// The scopes we advertise and grant (§10).
+    pub fn scopes_supported(&self) -> &Scopes {
+        &self.scopes_supported
+    }
+
+    /// What a client asking for `requested` is granted: the scopes we support of those (§10),
+    /// as the `scope` value our tokens carry.
+    fn grantable(&self, requested: &Scopes) -> Option<String> {
+        requested.intersection_value(&self.scopes_supported)
     }
 
     /// The upstream providers, in login order.

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::config::validate::is_header_text;
-use crate::identity::{bearer_token, IdentityError, Verifier};
+use crate::identity::{bearer_token, Identity, IdentityError, Verifier};
 pub use crate::response::CheckError;
 use crate::response::{Challenge, Decision, Facts};
+use crate::scope::Scopes;
 use crate::strategy::{Backend, Backends, Mutations, StrategyContext};
 use crate::upstream::{Refresher, UpstreamStore};
 use crate::wire::CheckInput;
@@ -63,8 +64,22 @@ pub struct Checked<'p> {
     pub subject: Option<Arc<str>>,
     /// Whether the verified-token cache answered; `None` when no token was verified.
     pub identity_cache_hit: Option<bool>,
+    /// The verified caller (`None` when no token was verified).
+    pub identity: Option<Arc<Identity>>,
     /// The answer, or why there is none.
     pub result: Result<Allow, CheckError>,
+}
+
+impl Checked<'_> {
+    /// §10: the `scope` a challenge for this Check names: what the backend requires, then what
+    /// a valid token already holds (a client that replaces its scopes with the challenge's
+    /// loses nothing). `None` without a routed backend or when both are empty.
+    pub fn challenge_scope(&self) -> Option<String> {
+        let backend = self.backend?;
+        let none = Scopes::default();
+        let held = self.identity.as_ref().map_or(&none, |i| &i.scopes);
+        backend.required_scopes.union_value(held)
+    }
 }
 
 /// Runs one Check through `pipeline`. Recording it (metrics, audit) is the caller's job.
@@ -78,6 +93,7 @@ pub async fn check<'p>(
         backend,
         subject: None,
         identity_cache_hit: None,
+        identity: None,
         result: Err(CheckError::UnknownBackend),
     };
     if let Some(backend) = backend {
@@ -102,6 +118,10 @@ async fn allow(
             let (identity, hit) = verifier.verify(token).await.map_err(CheckError::Identity)?;
             checked.subject = Some(identity.subject.clone());
             checked.identity_cache_hit = Some(hit);
+            checked.identity = Some(identity.clone());
+            if !backend.required_scopes.is_subset(&identity.scopes) {
+                return Err(CheckError::InsufficientScope);
+            }
             (Some(identity), Some(token))
         }
         None => (None, None),

@@ -292,6 +292,9 @@ pub struct StrategyConfig {
     /// For `token_exchange`.
     #[serde(default)]
     pub token_exchange: Option<TokenExchangeConfig>,
+    /// Scopes the caller's token must hold for this backend (DESIGN.md §10).
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
 }
 
 /// `headerInjection:` a static header.

@@ -16,6 +16,7 @@ pub use bearer::bearer_token;
 pub use jwt::{Verifier, VerifierSettings};
 pub use keys::{KeySet, KeySource, RemoteJwks, VerifyingKey, ALLOWED_ALGORITHMS};
 
+use crate::scope::Scopes;
 use crate::secret::Tsid;
 
 /// A verified caller.
@@ -28,6 +29,8 @@ pub struct Identity {
     pub tsid: Option<Tsid>,
     /// The JWT `exp`, unix seconds.
     pub expires_at: u64,
+    /// The JWT `scope` claim (empty when absent).
+    pub scopes: Scopes,
 }
 
 /// Why a caller was not identified. Each variant maps to a 401 of DESIGN.md §2 in
@@ -67,7 +70,8 @@ pub enum IdentityError {
     /// `aud` does not contain the configured audience.
     #[error("wrong audience")]
     WrongAudience,
-    /// A required claim (`exp`, `iss`, `aud`, `sub`) is missing or of the wrong type.
+    /// A required claim (`exp`, `iss`, `aud`, `sub`) is missing or of the wrong type, or a
+    /// `scope`, `nbf` or `iat` is malformed.
     #[error("missing or invalid claim {0}")]
     BadClaim(&'static str),
     /// The header's `typ` is not the one required (RFC 8725 §3.11 explicit typing; `at+jwt`,

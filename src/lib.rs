@@ -34,6 +34,7 @@ pub mod oauth;
 pub mod random;
 pub mod reload;
 pub mod response;
+pub mod scope;
 pub mod secret;
 pub mod store;
 pub mod strategy;

@@ -21,6 +21,7 @@ pub use token_exchange::{ExchangeError, TokenExchange};
 pub use upstream_inject::UpstreamInject;
 
 use crate::identity::Identity;
+use crate::scope::Scopes;
 use crate::time::unix_now;
 use crate::upstream::{usable, Refresher, UpstreamError, UpstreamStore, UpstreamToken};
 
@@ -57,6 +58,8 @@ pub struct Backend {
     pub name: Arc<str>,
     /// What the backend receives.
     pub strategy: Strategy,
+    /// Scopes the caller's token must hold (§10); empty for most backends.
+    pub required_scopes: Scopes,
 }
 
 /// One outgoing-auth strategy, validated and ready for the hot path.

@@ -333,6 +333,48 @@ fn v15_outbound_urls_on_metadata_addresses_need_an_explicit_allow() {
 }
 
 #[test]
+fn v16_scopes() {
+    let explicit = |list: &str, required: &str| {
+        with(
+            "  allowedAudiences: [\"https://mcp.example.com/mcp\"]",
+            &format!(
+                "  allowedAudiences: [\"https://mcp.example.com/mcp\"]\n  scopesSupported: {list}"
+            ),
+        )
+        .replacen(
+            "upstreamInject: { providerName: github } }",
+            &format!("upstreamInject: {{ providerName: github }}, requiredScopes: {required} }}"),
+            1,
+        )
+    };
+    assert_only(&explicit("[tools, \"tools:admin\"]", "[tools]"), &[]);
+    assert_only(
+        &explicit("[tools, \"a b\", tools]", "[tools, \"tools:admin\", tools, \"x\\\"y\"]"),
+        &[
+            "V-16 authServer.scopesSupported[1]: \"a b\" is not an RFC 6749 scope token (visible ASCII except \" and \\, no spaces)",
+            "V-16 authServer.scopesSupported[2]: scope \"tools\" is listed twice",
+            "V-16 outgoingAuth.backends.github.requiredScopes[2]: scope \"tools\" is listed twice",
+            "V-16 outgoingAuth.backends.github.requiredScopes[3]: \"x\\\"y\" is not an RFC 6749 scope token (visible ASCII except \" and \\, no spaces)",
+            "V-16 outgoingAuth.backends.github.requiredScopes[1]: scope \"tools:admin\" is not in authServer.scopesSupported",
+            "V-16 outgoingAuth.backends.github.requiredScopes[3]: scope \"x\\\"y\" is not in authServer.scopesSupported",
+        ],
+    );
+    // Without authServer or an explicit list, any well-formed scope may be required; an
+    // anonymous caller can hold none.
+    let anonymous = r#"
+server: { resourceUrl: "https://mcp.example.com/mcp" }
+incomingAuth: { type: anonymous }
+outgoingAuth:
+  backends:
+    open: { type: unauthenticated, requiredScopes: [read] }
+"#;
+    assert_only(
+        anonymous,
+        &["V-16 outgoingAuth.backends.open.requiredScopes: requiredScopes needs incomingAuth type oidc: an anonymous caller holds no scope"],
+    );
+}
+
+#[test]
 fn require_typ_is_for_external_issuers() {
     let oidc =
         r#"oidc: { issuer: "https://mcp.example.com", audience: "https://mcp.example.com/mcp" }"#;

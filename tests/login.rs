@@ -148,9 +148,23 @@ impl Setup {
 
     /// A full login as `user`: returns the client's code.
     async fn login(&self, client: &str, challenge: &str, user: &str) -> String {
+        self.login_with(client, challenge, user, &[]).await
+    }
+
+    /// [`Setup::login`] with `extra` authorize parameters.
+    async fn login_with(
+        &self,
+        client: &str,
+        challenge: &str,
+        user: &str,
+        extra: &[(&str, &str)],
+    ) -> String {
         let mut browser = Browser::new(user);
         let back = browser
-            .walk(self.authorize_url(client, challenge, &[]), CLIENT_REDIRECT)
+            .walk(
+                self.authorize_url(client, challenge, extra),
+                CLIENT_REDIRECT,
+            )
             .await
             .unwrap_or_else(|(url, hop)| panic!("login stopped at {url}: {hop:?}"));
         assert_eq!(query(&back, "state").as_deref(), Some("client-state-1"));
@@ -725,6 +739,59 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
         (400, Some("invalid_grant"))
     );
     logs().assert_never_logged(&[tokens["refresh_token"].as_str().unwrap()]);
+    setup.server.stop().await;
+}
+
+#[tokio::test]
+async fn the_granted_scope_is_what_we_support_of_what_was_asked_and_refresh_never_widens_it() {
+    let setup = Setup::start(
+        &["okta"],
+        3600,
+        "{ type: memory }",
+        "  scopesSupported: [tools, \"tools:admin\"]",
+    )
+    .await;
+    let client = setup.register().await;
+    let (verifier, challenge) = pkce();
+    let code = setup
+        .login_with(
+            &client,
+            &challenge,
+            "judy",
+            &[("scope", "openid tools:admin tools")],
+        )
+        .await;
+    let (status, tokens) = setup.redeem(&client, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    // RFC 6749 §3.3: the answer says what was granted, in the order asked.
+    assert_eq!(tokens["scope"], "tools:admin tools");
+    assert_eq!(
+        claims(tokens["access_token"].as_str().unwrap())["scope"],
+        "tools:admin tools"
+    );
+    let (status, refreshed) = setup
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", &client),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("scope", "tools tools:admin openid"),
+        ])
+        .await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(
+        claims(refreshed["access_token"].as_str().unwrap())["scope"],
+        "tools:admin tools"
+    );
+    // Nothing we support asked for: no scope at all.
+    let (verifier, challenge) = pkce();
+    let code = setup
+        .login_with(&client, &challenge, "judy", &[("scope", "openid profile")])
+        .await;
+    let (_, tokens) = setup.redeem(&client, &code, &verifier).await;
+    assert!(tokens.get("scope").is_none(), "{tokens}");
+    assert!(claims(tokens["access_token"].as_str().unwrap())
+        .get("scope")
+        .is_none());
     setup.server.stop().await;
 }
 

@@ -124,7 +124,7 @@ proptest! {
         let mut description = description;
         description.extend(control.into_iter().map(char::from));
         let challenge = Challenge::new(&realm, "https://mcp.example/.well-known/oauth-protected-resource");
-        let value = challenge.with_error("invalid_token", &description);
+        let value = challenge.with_error("invalid_token", &description, None);
         prop_assert!(http::HeaderValue::from_str(&value).is_ok(), "{value:?}");
         prop_assert!(!value.chars().any(char::is_control));
         // Every quoted-string is closed: unescaped quotes come in pairs.

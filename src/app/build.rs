@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::authserver::{AuthServer, SigningKey, TOKEN_TYPE as OUR_TOKEN_TYPE};
 use crate::check::Pipeline;
-use crate::config::spec::{Spec, StrategySpec, TokenExchangeSpec};
+use crate::config::spec::{BackendSpec, Spec, StrategySpec, TokenExchangeSpec};
 use crate::config::{
     check, Config, ConfigError, Environment, IncomingAuthType, StorageType,
     TokenExchangeCacheConfig, Violation,
@@ -19,6 +19,7 @@ use crate::identity::{KeySet, KeySource, RemoteJwks, Verifier, VerifierSettings}
 use crate::oauth::http_client;
 use crate::oauth::provider::UpstreamProvider;
 use crate::response::Challenge;
+use crate::scope::Scopes;
 use crate::secret::Token;
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::strategy::token_exchange::{
@@ -236,8 +237,10 @@ pub async fn build(
                 })
                 .collect();
             let refresher = Refresher::new(providers.iter().cloned(), metrics.refresh());
-            let auth_server = AuthServer::new(server, key.clone(), providers, store.clone())
-                .map_err(|m| resource_error("authServer", m))?;
+            let supported = spec.scopes_supported.iter().map(String::as_str).collect();
+            let auth_server =
+                AuthServer::new(server, key.clone(), providers, supported, store.clone())
+                    .map_err(|m| resource_error("authServer", m))?;
             (Some(Arc::new(auth_server)), Some(refresher))
         }
         _ => (None, None),
@@ -259,11 +262,14 @@ pub async fn build(
             .map(|o| o.issuer.as_str()))
         .into_iter()
         .collect();
-    let resource_metadata = serde_json::json!({
+    let mut resource_metadata = serde_json::json!({
         "resource": config.server.resource_url,
         "authorization_servers": authorization_servers,
         "bearer_methods_supported": ["header"],
     });
+    if !spec.scopes_supported.is_empty() {
+        resource_metadata["scopes_supported"] = spec.scopes_supported.clone().into();
+    }
 
     Ok((
         Runtime {
@@ -306,13 +312,14 @@ fn checked_backends(
     let typed = std::mem::take(&mut spec.backends);
     let by_name: HashMap<Box<str>, Backend> = typed
         .iter()
-        .map(|(name, strategy)| (name.as_str().into(), builder.backend(name, strategy)))
+        .map(|(name, backend)| (name.as_str().into(), builder.backend(name, backend)))
         .collect();
     let default = match &spec.default {
-        Some(strategy) => builder.backend(DEFAULT_BACKEND, strategy),
+        Some(backend) => builder.backend(DEFAULT_BACKEND, backend),
         None => Backend {
             name: Arc::from(DEFAULT_BACKEND),
             strategy: Strategy::Unauthenticated,
+            required_scopes: Scopes::default(),
         },
     };
     Ok(Prepared {
@@ -350,8 +357,8 @@ struct BackendBuilder {
 }
 
 impl BackendBuilder {
-    fn backend(&mut self, name: &str, spec: &StrategySpec) -> Backend {
-        let strategy = match spec {
+    fn backend(&mut self, name: &str, spec: &BackendSpec) -> Backend {
+        let strategy = match &spec.strategy {
             StrategySpec::Unauthenticated => Strategy::Unauthenticated,
             StrategySpec::HeaderInjection { name, value } => {
                 Strategy::HeaderInjection(HeaderInjection {
@@ -367,6 +374,7 @@ impl BackendBuilder {
         Backend {
             name: Arc::from(name),
             strategy,
+            required_scopes: spec.required_scopes.iter().map(String::as_str).collect(),
         }
     }
 

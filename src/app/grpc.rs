@@ -71,10 +71,16 @@ pub async fn decide(
     let started = Instant::now();
     let checked = check(pipeline, input, deadline).await;
     let backend = checked.backend;
+    // Only a denial names scopes, so only a denial pays for the string.
+    let scope = checked
+        .result
+        .is_err()
+        .then(|| checked.challenge_scope())
+        .flatten();
     let decision = match checked.result {
         Ok(allow) => Decision::from(allow),
         Err(error) => {
-            let denial = Denial::from_error(&error, &pipeline.challenge);
+            let denial = Denial::from_error(&error, &pipeline.challenge, scope.as_deref());
             tracing::debug!(
                 backend = backend.map_or("<unknown>", |b| &*b.name),
                 reason = denial.reason(),

@@ -14,7 +14,7 @@ pub(super) async fn authorization_server(
     AxumState(state): AxumState<Handle>,
 ) -> Result<impl IntoResponse, OAuthError> {
     let (server, _) = parts(&state)?;
-    Ok(Json(serde_json::json!({
+    let mut document = serde_json::json!({
         "issuer": server.issuer,
         "authorization_endpoint": server.url("/oauth/authorize"),
         "token_endpoint": server.url("/oauth/token"),
@@ -29,7 +29,12 @@ pub(super) async fn authorization_server(
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "resource_indicators_supported": true,
-    })))
+    });
+    if !server.scopes_supported().is_empty() {
+        let scopes: Vec<&str> = server.scopes_supported().iter().collect();
+        document["scopes_supported"] = scopes.into();
+    }
+    Ok(Json(document))
 }
 
 /// `GET /.well-known/jwks.json`.

@@ -19,6 +19,9 @@ pub struct AuthServerConfig {
     /// PKCS#8 PEM P-256 signing key; absent = an ephemeral key (with a warning).
     #[serde(default)]
     pub signing_key_file: Option<String>,
+    /// Scopes we advertise and grant (DESIGN.md §10); absent = every scope a backend requires.
+    #[serde(default)]
+    pub scopes_supported: Option<Vec<String>>,
     /// Upstream identity providers, walked in order at login.
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,

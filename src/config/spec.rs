@@ -17,11 +17,23 @@ pub struct Spec {
     /// storage, lifetimes, cache settings), and what a reload compares.
     pub raw: Arc<Config>,
     /// `outgoingAuth.default`, if set.
-    pub default: Option<StrategySpec>,
+    pub default: Option<BackendSpec>,
     /// `outgoingAuth.backends`, in name order.
-    pub backends: Vec<(String, StrategySpec)>,
+    pub backends: Vec<(String, BackendSpec)>,
+    /// The scopes advertised and granted: `authServer.scopesSupported`, or else every scope a
+    /// backend requires (sorted, each once).
+    pub scopes_supported: Vec<String>,
     /// `authServer.upstreams`, in login order (empty without an authorization server).
     pub upstreams: Vec<UpstreamSpec>,
+}
+
+/// One backend: what it receives and what a caller's token needs for it.
+#[derive(Debug, Clone)]
+pub struct BackendSpec {
+    /// Its outgoing-auth strategy.
+    pub strategy: StrategySpec,
+    /// `requiredScopes`: valid scope tokens, each once, in the order written.
+    pub required_scopes: Vec<String>,
 }
 
 /// One backend's outgoing-auth strategy.

@@ -9,11 +9,12 @@ use std::fmt;
 
 use std::sync::Arc;
 
-use super::spec::Spec;
+use super::spec::{BackendSpec, Spec};
 use super::{Config, Environment, StrategyConfig};
 
 mod backends;
 mod cross;
+mod scopes;
 mod sections;
 mod text;
 
@@ -133,24 +134,32 @@ fn run(config: &Config, env: &dyn Environment) -> (Option<Spec>, Vec<Violation>)
     backends::exchange_cache(&config.outgoing_auth.token_exchange_cache, &mut v);
     cross::cross_checks(config, &strategies, &mut v);
     cross::outbound_targets(config, &strategies, &mut v);
+    let scopes_supported = scopes::scopes(config, &strategies, &mut v);
 
     let spec = (|| {
         // `strategies` lists the default first, then the backends in name order.
         let mut typed = typed.into_iter();
+        let mut next = |s: &StrategyConfig| {
+            Some(BackendSpec {
+                strategy: typed.next()??,
+                required_scopes: s.required_scopes.clone(),
+            })
+        };
         let default = match &config.outgoing_auth.default {
-            Some(_) => Some(typed.next()??),
+            Some(s) => Some(next(s)?),
             None => None,
         };
         let backends = config
             .outgoing_auth
             .backends
-            .keys()
-            .map(|name| Some((name.clone(), typed.next()??)))
+            .iter()
+            .map(|(name, s)| Some((name.clone(), next(s)?)))
             .collect::<Option<Vec<_>>>()?;
         Some(Spec {
             raw: Arc::new(config.clone()),
             default,
             backends,
+            scopes_supported,
             upstreams: upstreams?,
         })
     })();

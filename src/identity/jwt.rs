@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::cache::VerifiedCache;
 use super::keys::{KeySource, ALLOWED_ALGORITHMS};
 use super::{Identity, IdentityError};
+use crate::scope::Scopes;
 use crate::secret::{TokenDigest, Tsid};
 
 /// What a token must satisfy.
@@ -72,6 +73,9 @@ struct Claims {
     iat: Option<serde_json::Value>,
     #[serde(default)]
     tsid: Option<serde_json::Value>,
+    /// RFC 8693 §4.2 / RFC 9068 §2.2.3: a space-separated string.
+    #[serde(default)]
+    scope: Option<serde_json::Value>,
 }
 
 /// `true` for a field that is there, whatever its value.
@@ -172,10 +176,19 @@ impl Verifier {
             Some(serde_json::Value::String(s)) if !s.is_empty() => Some(Tsid::new(s)),
             _ => None,
         };
+        let scopes = match &claims.scope {
+            None => Scopes::default(),
+            Some(serde_json::Value::String(s)) if s.is_empty() => Scopes::default(),
+            Some(serde_json::Value::String(s)) => {
+                Scopes::parse(s).ok_or(IdentityError::BadClaim("scope"))?
+            }
+            Some(_) => return Err(IdentityError::BadClaim("scope")),
+        };
         Ok(Identity {
             subject: Arc::from(claims.sub),
             tsid,
             expires_at,
+            scopes,
         })
     }
 }

@@ -21,6 +21,9 @@ pub enum CheckError {
     /// The backend's strategy could not produce a credential.
     #[error("strategy: {0}")]
     Strategy(#[source] StrategyError),
+    /// The caller's token lacks a scope the backend requires (§10).
+    #[error("insufficient scope")]
+    InsufficientScope,
     /// The strategy produced a header value that cannot be sent (never expected; denied rather
     /// than passed on).
     #[error("refusing to emit an invalid header value")]
@@ -91,18 +94,33 @@ impl Challenge {
         }
     }
 
-    /// The challenge without an error code (RFC 6750 §3.1: no credentials were sent).
-    pub fn bare(&self) -> String {
-        self.prefix.clone()
+    /// The challenge without an error code (RFC 6750 §3.1: no credentials were sent), naming
+    /// `scope` when there is one.
+    pub fn bare(&self, scope: Option<&str>) -> String {
+        let mut out = self.prefix.clone();
+        push_scope(&mut out, scope);
+        out
     }
 
-    /// The challenge with `error` and `error_description`.
-    pub fn with_error(&self, error: &str, description: &str) -> String {
-        format!(
+    /// The challenge with `error`, `error_description` and `scope` when there is one.
+    pub fn with_error(&self, error: &str, description: &str, scope: Option<&str>) -> String {
+        let mut out = format!(
             "{}, error=\"{error}\", error_description=\"{}\"",
             self.prefix,
             quote_safe(description)
-        )
+        );
+        push_scope(&mut out, scope);
+        out
+    }
+}
+
+/// RFC 6750 §3: `scope="…"` (scope tokens never need escaping, but the value is quoted safely
+/// all the same).
+fn push_scope(out: &mut String, scope: Option<&str>) {
+    if let Some(scope) = scope {
+        out.push_str(", scope=\"");
+        out.push_str(&quote_safe(scope));
+        out.push('"');
     }
 }
 
@@ -125,6 +143,7 @@ fn json_body(error: &str, description: &str) -> String {
 impl Denial {
     fn unauthenticated(
         challenge: &Challenge,
+        scope: Option<&str>,
         error: &'static str,
         description: &str,
         reason: &'static str,
@@ -132,17 +151,29 @@ impl Denial {
         Self {
             grpc: GrpcCode::Unauthenticated,
             http_status: 401,
-            www_authenticate: Some(challenge.with_error(error, description)),
+            www_authenticate: Some(challenge.with_error(error, description, scope)),
             body: json_body(error, description),
             reason,
         }
     }
 
-    fn missing_token(challenge: &Challenge) -> Self {
+    /// §10 step-up: 403 with a challenge naming every scope the request needs.
+    fn insufficient_scope(challenge: &Challenge, scope: Option<&str>) -> Self {
+        let description = "the token lacks a scope this backend requires";
+        Self {
+            grpc: GrpcCode::PermissionDenied,
+            http_status: 403,
+            www_authenticate: Some(challenge.with_error("insufficient_scope", description, scope)),
+            body: json_body("insufficient_scope", description),
+            reason: "insufficient_scope",
+        }
+    }
+
+    fn missing_token(challenge: &Challenge, scope: Option<&str>) -> Self {
         Self {
             grpc: GrpcCode::Unauthenticated,
             http_status: 401,
-            www_authenticate: Some(challenge.bare()),
+            www_authenticate: Some(challenge.bare(scope)),
             body: json_body("unauthorized", "bearer token required"),
             reason: "missing_token",
         }
@@ -171,35 +202,42 @@ impl Denial {
         }
     }
 
-    fn reauthenticate(challenge: &Challenge, provider: &Arc<str>, reason: &'static str) -> Self {
+    fn reauthenticate(
+        challenge: &Challenge,
+        scope: Option<&str>,
+        provider: &Arc<str>,
+        reason: &'static str,
+    ) -> Self {
         let description = UpstreamError::NotFound(provider.clone()).to_string();
-        Self::unauthenticated(challenge, "invalid_token", &description, reason)
+        Self::unauthenticated(challenge, scope, "invalid_token", &description, reason)
     }
 
-    /// The answer for `error`.
-    pub fn from_error(error: &CheckError, challenge: &Challenge) -> Self {
+    /// The answer for `error`; `scope` is what the request needs ∪ what its valid token holds
+    /// (`Checked::challenge_scope`), named in every challenge.
+    pub fn from_error(error: &CheckError, challenge: &Challenge, scope: Option<&str>) -> Self {
         match error {
             CheckError::UnknownBackend => {
                 Self::permission_denied("unknown_backend", "unknown_backend")
             }
-            CheckError::Identity(e) => Self::from_identity(e, challenge),
+            CheckError::Identity(e) => Self::from_identity(e, challenge, scope),
+            CheckError::InsufficientScope => Self::insufficient_scope(challenge, scope),
             CheckError::InvalidHeaderValue => Self::unavailable("invalid_header_value"),
             CheckError::Strategy(e) => match e {
-                StrategyError::Upstream(e) => Self::from_upstream(e, challenge),
+                StrategyError::Upstream(e) => Self::from_upstream(e, challenge, scope),
                 StrategyError::NoIdentity(_) => Self::unavailable("no_identity"),
-                StrategyError::Exchange(e) => Self::from_exchange(e, challenge),
+                StrategyError::Exchange(e) => Self::from_exchange(e, challenge, scope),
             },
         }
     }
 
-    fn from_upstream(error: &UpstreamError, challenge: &Challenge) -> Self {
+    fn from_upstream(error: &UpstreamError, challenge: &Challenge, scope: Option<&str>) -> Self {
         match error {
             UpstreamError::NotFound(provider) | UpstreamError::ProviderRefused(provider) => {
-                Self::reauthenticate(challenge, provider, "upstream_token_unavailable")
+                Self::reauthenticate(challenge, scope, provider, "upstream_token_unavailable")
             }
             // Logging in again rewrites the record, so this is the caller's way out.
             UpstreamError::Corrupt { provider, .. } => {
-                Self::reauthenticate(challenge, provider, "upstream_record_corrupt")
+                Self::reauthenticate(challenge, scope, provider, "upstream_record_corrupt")
             }
             UpstreamError::ProviderUnavailable(_) => {
                 Self::unavailable("upstream_refresh_unavailable")
@@ -208,13 +246,14 @@ impl Denial {
         }
     }
 
-    fn from_exchange(error: &ExchangeError, challenge: &Challenge) -> Self {
+    fn from_exchange(error: &ExchangeError, challenge: &Challenge, scope: Option<&str>) -> Self {
         match error {
             ExchangeError::Rejected {
                 code: "invalid_grant",
                 ..
             } => Self::unauthenticated(
                 challenge,
+                scope,
                 "invalid_token",
                 "the token service rejected the credential for this backend; re-authentication required",
                 "exchange_invalid_grant",
@@ -229,12 +268,13 @@ impl Denial {
         }
     }
 
-    fn from_identity(error: &IdentityError, challenge: &Challenge) -> Self {
+    fn from_identity(error: &IdentityError, challenge: &Challenge, scope: Option<&str>) -> Self {
         let reason = match error {
-            IdentityError::Missing => return Self::missing_token(challenge),
+            IdentityError::Missing => return Self::missing_token(challenge, scope),
             IdentityError::NotBearer => {
                 return Self::unauthenticated(
                     challenge,
+                    scope,
                     "invalid_request",
                     "authorization scheme must be Bearer",
                     "not_bearer",
@@ -252,7 +292,13 @@ impl Denial {
             IdentityError::BadClaim(_) => "bad_claim",
             IdentityError::WrongType => "wrong_token_type",
         };
-        Self::unauthenticated(challenge, "invalid_token", &error.to_string(), reason)
+        Self::unauthenticated(
+            challenge,
+            scope,
+            "invalid_token",
+            &error.to_string(),
+            reason,
+        )
     }
 }
 
@@ -272,7 +318,7 @@ mod tests {
         let err = CheckError::Strategy(StrategyError::Upstream(UpstreamError::NotFound(
             Arc::from("github"),
         )));
-        let denial = Denial::from_error(&err, &challenge());
+        let denial = Denial::from_error(&err, &challenge(), None);
         assert_eq!(denial.grpc, GrpcCode::Unauthenticated);
         assert_eq!(denial.http_status, 401);
         assert_eq!(
@@ -289,6 +335,7 @@ mod tests {
             let d = Denial::from_error(
                 &CheckError::Strategy(StrategyError::Upstream(e)),
                 &challenge(),
+                None,
             );
             (d.grpc, d.http_status, d.www_authenticate, d.body, d.reason)
         };
@@ -301,8 +348,11 @@ mod tests {
 
     #[test]
     fn missing_token_has_no_error_code() {
-        let denial =
-            Denial::from_error(&CheckError::Identity(IdentityError::Missing), &challenge());
+        let denial = Denial::from_error(
+            &CheckError::Identity(IdentityError::Missing),
+            &challenge(),
+            None,
+        );
         let header = denial.www_authenticate.unwrap();
         assert!(!header.contains("error="), "{header}");
         assert!(header.contains("resource_metadata="), "{header}");
@@ -313,7 +363,7 @@ mod tests {
         let err = CheckError::Strategy(StrategyError::Upstream(UpstreamError::StoreUnavailable(
             "down",
         )));
-        let denial = Denial::from_error(&err, &challenge());
+        let denial = Denial::from_error(&err, &challenge(), None);
         assert_eq!(
             (denial.grpc, denial.http_status),
             (GrpcCode::Unavailable, 503)
@@ -323,7 +373,7 @@ mod tests {
 
     #[test]
     fn unknown_backend_is_403() {
-        let denial = Denial::from_error(&CheckError::UnknownBackend, &challenge());
+        let denial = Denial::from_error(&CheckError::UnknownBackend, &challenge(), None);
         assert_eq!((denial.grpc.code(), denial.http_status), (7, 403));
         assert_eq!(denial.body, r#"{"error":"unknown_backend"}"#);
     }
