@@ -130,6 +130,8 @@ fn bench(c: &mut Criterion) {
         backend: Some("github"),
         headers: None,
         query: None,
+        method: "POST",
+        ..CheckInput::default()
     };
     let deadline = || tokio::time::Instant::now() + Duration::from_millis(200);
 

@@ -14,6 +14,7 @@ use crate::response::{Challenge, Decision, Facts};
 use crate::scope::Scopes;
 use crate::strategy::{Backend, Backends, Mutations, StrategyContext};
 use crate::upstream::{Refresher, UpstreamStore};
+use crate::wire::mcp::tool_calls;
 use crate::wire::CheckInput;
 
 /// Longest header value we ever emit (a bearer token of 16 KiB plus its scheme).
@@ -66,6 +67,8 @@ pub struct Checked<'p> {
     pub identity_cache_hit: Option<bool>,
     /// The verified caller (`None` when no token was verified).
     pub identity: Option<Arc<Identity>>,
+    /// What the request needs when its tools add scopes to the backend's (`None` otherwise).
+    pub needed: Option<Scopes>,
     /// The answer, or why there is none.
     pub result: Result<Allow, CheckError>,
 }
@@ -78,7 +81,8 @@ impl Checked<'_> {
         let backend = self.backend?;
         let none = Scopes::default();
         let held = self.identity.as_ref().map_or(&none, |i| &i.scopes);
-        backend.required_scopes.union_value(held)
+        let needed = self.needed.as_ref().unwrap_or(&backend.required_scopes);
+        needed.union_value(held)
     }
 }
 
@@ -94,6 +98,7 @@ pub async fn check<'p>(
         subject: None,
         identity_cache_hit: None,
         identity: None,
+        needed: None,
         result: Err(CheckError::UnknownBackend),
     };
     if let Some(backend) = backend {
@@ -109,6 +114,17 @@ async fn allow(
     deadline: Instant,
     checked: &mut Checked<'_>,
 ) -> Result<Allow, CheckError> {
+    // §10: the tools a request calls can add scopes. They are known before the token is
+    // checked, so that a 401 already names every scope the request needs.
+    let tools = if backend.tools.is_empty() {
+        Ok(())
+    } else {
+        tool_calls(input).map(|calls| {
+            checked.needed = backend
+                .tools
+                .needed(&backend.required_scopes, calls.iter().map(|c| &**c));
+        })
+    };
     let (identity, caller_token) = match &pipeline.verifier {
         Some(verifier) => {
             if input.ambiguous_authorization {
@@ -119,13 +135,17 @@ async fn allow(
             checked.subject = Some(identity.subject.clone());
             checked.identity_cache_hit = Some(hit);
             checked.identity = Some(identity.clone());
-            if !backend.required_scopes.is_subset(&identity.scopes) {
-                return Err(CheckError::InsufficientScope);
-            }
             (Some(identity), Some(token))
         }
         None => (None, None),
     };
+    tools.map_err(CheckError::Tool)?;
+    if let Some(identity) = &identity {
+        let needed = checked.needed.as_ref().unwrap_or(&backend.required_scopes);
+        if !needed.is_subset(&identity.scopes) {
+            return Err(CheckError::InsufficientScope);
+        }
+    }
     let ctx = StrategyContext {
         identity: identity.as_deref(),
         caller_token,

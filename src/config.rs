@@ -295,6 +295,21 @@ pub struct StrategyConfig {
     /// Scopes the caller's token must hold for this backend (DESIGN.md §10).
     #[serde(default)]
     pub required_scopes: Vec<String>,
+    /// Scopes a call of some tools needs on top (DESIGN.md §10).
+    #[serde(default)]
+    pub tools: Vec<ToolRuleConfig>,
+}
+
+/// `tools[]:` one per-tool rule.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ToolRuleConfig {
+    /// A tool name, or a pattern where `*` is any run of characters.
+    #[serde(default)]
+    pub name: String,
+    /// What a call of a matching tool needs.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
 }
 
 /// `headerInjection:` a static header.

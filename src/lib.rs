@@ -40,5 +40,6 @@ pub mod store;
 pub mod strategy;
 pub mod telemetry;
 mod time;
+pub mod tools;
 pub mod upstream;
 pub mod wire;

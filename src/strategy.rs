@@ -23,6 +23,7 @@ pub use upstream_inject::UpstreamInject;
 use crate::identity::Identity;
 use crate::scope::Scopes;
 use crate::time::unix_now;
+use crate::tools::ToolRules;
 use crate::upstream::{usable, Refresher, UpstreamError, UpstreamStore, UpstreamToken};
 
 /// Name used for the default strategy in metrics and metadata.
@@ -60,6 +61,8 @@ pub struct Backend {
     pub strategy: Strategy,
     /// Scopes the caller's token must hold (§10); empty for most backends.
     pub required_scopes: Scopes,
+    /// What calls of some tools need on top (§10); empty for most backends.
+    pub tools: ToolRules,
 }
 
 /// One outgoing-auth strategy, validated and ready for the hot path.

@@ -375,6 +375,38 @@ outgoingAuth:
 }
 
 #[test]
+fn v17_tool_rules() {
+    let rules = |tools: &str| {
+        with(
+            "upstreamInject: { providerName: github } }",
+            &format!("upstreamInject: {{ providerName: github }}, tools: {tools} }}"),
+        )
+    };
+    assert_only(
+        &rules(
+            r#"[{ name: "admin_*", requiredScopes: ["tools:admin"] }, { name: "*", requiredScopes: [tools] }]"#,
+        ),
+        &[],
+    );
+    assert_only(
+        &rules(
+            r#"[{ name: "", requiredScopes: [a] }, { name: "admin_?", requiredScopes: [a] }, { name: "a**", requiredScopes: [a] }, { name: "a b", requiredScopes: [a] }, { name: ok, requiredScopes: [] }, { name: ok2, requiredScopes: ["x y"] }]"#,
+        ),
+        &[
+            "V-17 outgoingAuth.backends.github.tools[0].name: a tool rule needs a name (a tool name, or a pattern with *)",
+            "V-17 outgoingAuth.backends.github.tools[1].name: \"admin_?\" holds '?': only * is a wildcard",
+            "V-17 outgoingAuth.backends.github.tools[2].name: \"a**\" holds **: one * already matches any run",
+            "V-17 outgoingAuth.backends.github.tools[3].name: \"a b\" holds a space or control character",
+            "V-17 outgoingAuth.backends.github.tools[4].requiredScopes: a tool rule must require at least one scope",
+            "V-16 outgoingAuth.backends.github.tools[5].requiredScopes[0]: \"x y\" is not an RFC 6749 scope token (visible ASCII except \" and \\, no spaces)",
+        ],
+    );
+    let unknown = rules(r#"[{ name: a, requiredScopes: [a], scope: b }]"#);
+    let err = parse_str(&unknown).unwrap_err().to_string();
+    assert!(err.contains("unknown field `scope`"), "{err}");
+}
+
+#[test]
 fn require_typ_is_for_external_issuers() {
     let oidc =
         r#"oidc: { issuer: "https://mcp.example.com", audience: "https://mcp.example.com/mcp" }"#;

@@ -157,3 +157,96 @@ async fn backends_receive_exactly_their_credential_through_real_envoy() {
     logs().assert_never_logged(&[&jwt, "gho_e2e_upstream_token", &okta_token, "tsid-e2e"]);
     server.stop().await;
 }
+
+/// A POST through Envoy to `path` with `headers` and `body`: (status, WWW-Authenticate, body).
+async fn post(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (u16, Option<String>, String) {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/json")
+        .body(body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (status, challenge, response.text().await.unwrap())
+}
+
+fn call(tool: &str, arguments: serde_json::Value) -> String {
+    serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments}})
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_rules_through_real_envoy_read_the_body_only_on_their_route() {
+    logs();
+    let key = TestKey::new();
+    let config = mode_b_config(&key.path, "{ type: memory }").replace(
+        "    public: { type: unauthenticated }",
+        "    public: { type: unauthenticated }\n    tools: { type: unauthenticated, tools: [{ name: \"admin_*\", requiredScopes: [\"tools:admin\"] }] }",
+    );
+    let server = TestServer::start(&config).await;
+    let (_envoy, port) = start_envoy(&server, echo_backend().await).await;
+    let plain = format!("Bearer {}", key.token("fay", None, serde_json::json!({})));
+    let admin_jwt = key.token("fay", None, serde_json::json!({ "scope": "tools:admin" }));
+    let admin = format!("Bearer {admin_jwt}");
+    let none = serde_json::json!({});
+
+    // An older client: Envoy sends the body along, and mcp-authz reads the tool from it.
+    let old = |auth| {
+        [
+            ("authorization", auth),
+            ("mcp-protocol-version", "2025-06-18"),
+        ]
+    };
+    let (status, _, _) = post(port, "/tools/mcp", &old(&plain), call("echo", none.clone())).await;
+    assert_eq!(status, 200);
+    let (status, challenge, _) = post(
+        port,
+        "/tools/mcp",
+        &old(&plain),
+        call("admin_reset", none.clone()),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let challenge = challenge.unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"tools:admin\""),
+        "{challenge}"
+    );
+    let (status, _, echoed) = post(
+        port,
+        "/tools/mcp",
+        &old(&admin),
+        call("admin_reset", none.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{echoed}");
+    assert!(!echoed.contains(&admin_jwt), "the JWT reached the backend");
+    // A body past the route's 64 KiB arrives cut and is refused, not guessed at.
+    let padded = call("echo", serde_json::json!({ "pad": "x".repeat(70_000) }));
+    let (status, _, body) = post(port, "/tools/mcp", &old(&admin), padded).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("tool_unverifiable"), "{body}");
+
+    // A 2026-07-28 client: the mirrored headers decide.
+    let new = [
+        ("authorization", plain.as_str()),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "admin_reset"),
+    ];
+    let (status, _, _) = post(port, "/tools/mcp", &new, call("admin_reset", none)).await;
+    assert_eq!(status, 403);
+    server.stop().await;
+}

@@ -7,7 +7,10 @@
 
 mod common;
 
-use common::{check, denied, header, logs, mode_b_config, ok, store_token, TestKey, TestServer};
+use common::{
+    check, check_request, denied, header, http_of, logs, mode_b_config, ok, send, store_token,
+    TestKey, TestServer,
+};
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 
 const PRM: &str = "http://127.0.0.1:10000/.well-known/oauth-protected-resource/mcp";
@@ -17,7 +20,7 @@ async fn server(key: &TestKey) -> TestServer {
     let config = mode_b_config(&key.path, "{ type: memory }")
         .replace(
             "    public: { type: unauthenticated }",
-            "    public: { type: unauthenticated }\n    admin: { type: unauthenticated, requiredScopes: [\"tools:admin\"] }",
+            "    public: { type: unauthenticated }\n    admin: { type: unauthenticated, requiredScopes: [\"tools:admin\"] }\n    tooled: { type: unauthenticated, requiredScopes: [tools], tools: [{ name: \"admin_*\", requiredScopes: [\"tools:admin\"] }, { name: admin_reset, requiredScopes: [\"tools:danger\"] }] }",
         )
         .replace(
             "upstreamInject: { providerName: github } }",
@@ -158,10 +161,123 @@ async fn both_metadata_documents_advertise_the_scopes_backends_require() {
                 .unwrap()
         }
     };
-    let expected = serde_json::json!(["tools", "tools:admin"]);
+    let expected = serde_json::json!(["tools", "tools:admin", "tools:danger"]);
     let prm = get("/.well-known/oauth-protected-resource/mcp").await;
     assert_eq!(prm["scopes_supported"], expected);
     let rfc8414 = get("/.well-known/oauth-authorization-server").await;
     assert_eq!(rfc8414["scopes_supported"], expected);
+    server.stop().await;
+}
+
+/// A Check for the `tooled` backend: `token`, HTTP `method`, extra headers and a body.
+async fn tool_check(
+    server: &TestServer,
+    token: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> CheckResponse {
+    let auth = format!("Bearer {token}");
+    let mut request = check_request(Some(&auth), Some("tooled"));
+    let http = http_of(&mut request);
+    http.method = method.to_owned();
+    for (k, v) in headers {
+        http.headers.insert((*k).to_owned(), (*v).to_owned());
+    }
+    http.body = body.to_owned();
+    send(server, request).await
+}
+
+fn call(tool: &str) -> String {
+    serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}).to_string()
+}
+
+const NEW: [(&str, &str); 1] = [("mcp-protocol-version", "2026-07-28")];
+
+fn new_call(tool: &str) -> Vec<(&str, &str)> {
+    vec![NEW[0], ("mcp-method", "tools/call"), ("mcp-name", tool)]
+}
+
+#[tokio::test]
+async fn a_tool_rule_adds_its_scopes_to_calls_of_that_tool_only() {
+    let key = TestKey::new();
+    let server = server(&key).await;
+    let basic = key.token("dora", None, serde_json::json!({ "scope": "tools" }));
+    // Protocol 2026-07-28: the headers say which tool, no body needed.
+    ok(&tool_check(&server, &basic, "POST", &new_call("echo"), "").await);
+    let c = challenge(
+        &tool_check(&server, &basic, "POST", &new_call("admin_reset"), "").await,
+        7,
+        403,
+    );
+    assert!(c.contains("error=\"insufficient_scope\""), "{c}");
+    // Every matching rule: admin_* and admin_reset.
+    assert_eq!(scope_of(&c), Some("tools tools:admin tools:danger"));
+    let admin = key.token(
+        "dora",
+        None,
+        serde_json::json!({ "scope": "tools tools:admin tools:danger" }),
+    );
+    ok(&tool_check(&server, &admin, "POST", &new_call("admin_reset"), "").await);
+    // Not a tool call: only the backend's own scope.
+    let list = [NEW[0], ("mcp-method", "tools/list")];
+    ok(&tool_check(&server, &basic, "POST", &list, "").await);
+    ok(&tool_check(&server, &basic, "GET", &[], "").await);
+    // A missing token's 401 already names what the call needs.
+    let mut request = check_request(None, Some("tooled"));
+    let http = http_of(&mut request);
+    for (k, v) in new_call("admin_x") {
+        http.headers.insert(k.to_owned(), v.to_owned());
+    }
+    let c = challenge(&send(&server, request).await, 16, 401);
+    assert_eq!(scope_of(&c), Some("tools tools:admin"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_older_protocol_is_judged_by_its_body_and_never_by_its_headers() {
+    let key = TestKey::new();
+    let server = server(&key).await;
+    let basic = key.token("erin", None, serde_json::json!({ "scope": "tools" }));
+    let old = [("mcp-protocol-version", "2025-06-18")];
+    ok(&tool_check(&server, &basic, "POST", &old, &call("echo")).await);
+    challenge(
+        &tool_check(&server, &basic, "POST", &old, &call("admin_reset")).await,
+        7,
+        403,
+    );
+    // Headers claiming a harmless tool over a body calling a guarded one.
+    let lying = [old[0], ("mcp-method", "tools/call"), ("mcp-name", "echo")];
+    let d = tool_check(&server, &basic, "POST", &lying, &call("admin_reset")).await;
+    let body: serde_json::Value = serde_json::from_str(&denied(&d, 7, 403).body).unwrap();
+    assert_eq!(body["error"], "tool_header_mismatch");
+    // A batch hiding one guarded call among harmless ones.
+    let batch = format!("[{},{}]", call("echo"), call("admin_wipe"));
+    let c = challenge(
+        &tool_check(&server, &basic, "POST", &old, &batch).await,
+        7,
+        403,
+    );
+    assert_eq!(scope_of(&c), Some("tools tools:admin"));
+    // No body, a cut body, or one that is not JSON-RPC: the tool cannot be told.
+    for (headers, body) in [
+        (vec![old[0]], String::new()),
+        (
+            vec![old[0], ("x-envoy-auth-partial-body", "true")],
+            call("echo"),
+        ),
+        (
+            vec![],
+            "{\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"name\":\"admin_reset\"}}"
+                .to_owned(),
+        ),
+    ] {
+        let d = tool_check(&server, &basic, "POST", &headers, &body).await;
+        let answer: serde_json::Value = serde_json::from_str(&denied(&d, 7, 403).body).unwrap();
+        assert_eq!(answer["error"], "tool_unverifiable", "{headers:?} {body}");
+    }
+    // An invalid token still gets its 401 first.
+    let d = tool_check(&server, "not-a-jwt", "POST", &old, "").await;
+    denied(&d, 16, 401);
     server.stop().await;
 }

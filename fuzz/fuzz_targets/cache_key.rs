@@ -4,7 +4,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_authz::secret::Token;
 use mcp_authz::strategy::token_exchange::{KeyParts, KeyPrefix};
 
 type Input<'a> = (&'a str, &'a str, Option<&'a str>, Vec<String>, &'a str);
@@ -19,7 +18,7 @@ fn key(i: &Input<'_>) -> mcp_authz::strategy::token_exchange::CacheKey {
         subject_token_type: "urn:ietf:params:oauth:token-type:access_token",
         subject_provider: None,
     })
-    .key(&Token::new(i.4))
+    .key(i.4)
 }
 
 fn normalized(i: &Input<'_>) -> (String, String, Option<String>, Vec<String>, String) {

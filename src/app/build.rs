@@ -30,6 +30,7 @@ use crate::strategy::{
     Backend, Backends, HeaderInjection, Strategy, TokenExchange, UpstreamInject, DEFAULT_BACKEND,
 };
 use crate::telemetry::metrics::{ExchangeMetrics, Metrics};
+use crate::tools::ToolRules;
 use crate::upstream::{Refresher, UpstreamStore};
 
 /// One configuration's subsystems, built from a valid config and swapped whole on reload.
@@ -320,6 +321,7 @@ fn checked_backends(
             name: Arc::from(DEFAULT_BACKEND),
             strategy: Strategy::Unauthenticated,
             required_scopes: Scopes::default(),
+            tools: ToolRules::default(),
         },
     };
     Ok(Prepared {
@@ -375,6 +377,7 @@ impl BackendBuilder {
             name: Arc::from(name),
             strategy,
             required_scopes: spec.required_scopes.iter().map(String::as_str).collect(),
+            tools: spec.tools.clone(),
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::Config;
 use crate::secret::Token;
+use crate::tools::ToolRules;
 
 /// A configuration that passed every §5 rule.
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub struct BackendSpec {
     pub strategy: StrategySpec,
     /// `requiredScopes`: valid scope tokens, each once, in the order written.
     pub required_scopes: Vec<String>,
+    /// `tools`: valid patterns, each with at least one scope.
+    pub tools: ToolRules,
 }
 
 /// One backend's outgoing-auth strategy.

@@ -143,6 +143,7 @@ fn run(config: &Config, env: &dyn Environment) -> (Option<Spec>, Vec<Violation>)
             Some(BackendSpec {
                 strategy: typed.next()??,
                 required_scopes: s.required_scopes.clone(),
+                tools: scopes::tool_rules(&s.tools),
             })
         };
         let default = match &config.outgoing_auth.default {

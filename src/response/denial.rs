@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::identity::IdentityError;
 use crate::strategy::{ExchangeError, StrategyError};
 use crate::upstream::UpstreamError;
+use crate::wire::mcp::McpError;
 
 /// Why a Check did not allow the request.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +22,12 @@ pub enum CheckError {
     /// The backend's strategy could not produce a credential.
     #[error("strategy: {0}")]
     Strategy(#[source] StrategyError),
-    /// The caller's token lacks a scope the backend requires (§10).
+    /// The caller's token lacks a scope the backend or the called tool requires (§10).
     #[error("insufficient scope")]
     InsufficientScope,
+    /// The backend has tool rules and the request's tool cannot be told for sure (§10).
+    #[error("tool rules: {0}")]
+    Tool(#[source] McpError),
     /// The strategy produced a header value that cannot be sent (never expected; denied rather
     /// than passed on).
     #[error("refusing to emit an invalid header value")]
@@ -221,6 +225,12 @@ impl Denial {
             }
             CheckError::Identity(e) => Self::from_identity(e, challenge, scope),
             CheckError::InsufficientScope => Self::insufficient_scope(challenge, scope),
+            CheckError::Tool(McpError::Unverifiable(_)) => {
+                Self::permission_denied("tool_unverifiable", "tool_unverifiable")
+            }
+            CheckError::Tool(McpError::HeaderMismatch) => {
+                Self::permission_denied("tool_header_mismatch", "tool_header_mismatch")
+            }
             CheckError::InvalidHeaderValue => Self::unavailable("invalid_header_value"),
             CheckError::Strategy(e) => match e {
                 StrategyError::Upstream(e) => Self::from_upstream(e, challenge, scope),

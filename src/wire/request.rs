@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-//! `CheckRequest` → [`CheckInput`]: the two facts the pipeline needs, borrowed from the request.
+//! `CheckRequest` → [`CheckInput`]: the facts the pipeline needs, borrowed from the request.
 
 use super::pb::auth::CheckRequest;
+use super::pb::core::HeaderMap;
 
 /// What the pipeline reads from a Check.
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,7 +19,17 @@ pub struct CheckInput<'a> {
     /// The request's query string (after `?`), if any: a credential there is never read, only
     /// removed.
     pub query: Option<&'a str>,
+    /// The HTTP method (`POST`, …), empty when Envoy sent none.
+    pub method: &'a str,
+    /// The raw header map (`encode_raw_headers: true`), read when `headers` lacks a header.
+    pub raw_headers: Option<&'a HeaderMap>,
+    /// The request body Envoy buffered (`with_request_body`), empty when none was sent.
+    pub body: &'a [u8],
 }
+
+/// A header that is there more than once, or not as text: never guessed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmbiguousHeader;
 
 impl<'a> CheckInput<'a> {
     /// Reads a CheckRequest. `backend_key` is the `context_extensions` key naming the backend.
@@ -42,29 +53,49 @@ impl<'a> CheckInput<'a> {
             return input;
         };
         input.headers = Some(&http.headers);
+        input.raw_headers = http.header_map.as_ref();
+        input.method = &http.method;
+        input.body = if http.raw_body.is_empty() {
+            http.body.as_bytes()
+        } else {
+            &http.raw_body
+        };
         input.query = http.path.split_once('?').map(|(_, query)| query);
-        input.authorization = http.headers.get("authorization").map(String::as_str);
-        if input.authorization.is_none() {
-            if let Some(map) = &http.header_map {
-                let mut values = map
-                    .headers
-                    .iter()
-                    .filter(|h| h.key.eq_ignore_ascii_case("authorization"))
-                    .map(|h| {
-                        if h.value.is_empty() {
-                            std::str::from_utf8(&h.raw_value).ok()
-                        } else {
-                            Some(h.value.as_str())
-                        }
-                    });
-                match (values.next(), values.next()) {
-                    (Some(Some(value)), None) => input.authorization = Some(value),
-                    (None, _) => {}
-                    _ => input.ambiguous_authorization = true,
-                }
-            }
+        match input.header("authorization") {
+            Ok(value) => input.authorization = value,
+            Err(AmbiguousHeader) => input.ambiguous_authorization = true,
         }
         input
+    }
+
+    /// The value of header `name` (lower case): from `headers`, or else from the raw header
+    /// map, where it must appear once and as UTF-8.
+    ///
+    /// # Errors
+    /// [`AmbiguousHeader`] when the raw map has it more than once or not as text.
+    pub fn header(&self, name: &str) -> Result<Option<&'a str>, AmbiguousHeader> {
+        if let Some(value) = self.headers.and_then(|h| h.get(name)) {
+            return Ok(Some(value.as_str()));
+        }
+        let Some(map) = self.raw_headers else {
+            return Ok(None);
+        };
+        let mut values = map
+            .headers
+            .iter()
+            .filter(|h| h.key.eq_ignore_ascii_case(name))
+            .map(|h| {
+                if h.value.is_empty() {
+                    std::str::from_utf8(&h.raw_value).ok()
+                } else {
+                    Some(h.value.as_str())
+                }
+            });
+        match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(Some(value)), None) => Ok(Some(value)),
+            _ => Err(AmbiguousHeader),
+        }
     }
 }
 

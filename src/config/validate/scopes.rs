@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-//! §10 scope rules (V-16): every scope is an RFC 6749 scope-token listed once, a backend's
-//! `requiredScopes` are among an explicit `authServer.scopesSupported`, and only a verified
-//! token can hold a scope.
+//! §10 scope rules (V-16): every scope is an RFC 6749 scope-token listed once, the scopes a
+//! backend or a tool rule requires are among an explicit `authServer.scopesSupported`, and only
+//! a verified token can hold a scope. Tool rules (V-17): a name or `*` pattern, and at least one
+//! scope each.
 
 use super::Violations;
-use crate::config::{Config, IncomingAuthType, StrategyConfig};
-use crate::scope::is_scope_token;
+use crate::config::{Config, IncomingAuthType, StrategyConfig, ToolRuleConfig};
+use crate::scope::{is_scope_token, Scopes};
+use crate::tools::{ToolPattern, ToolRule, ToolRules, MAX_TOOL_NAME, RESERVED_PATTERN_CHARS};
 
 /// Checks the scope lists; returns the scopes supported: the explicit list, or else every
 /// scope a backend requires (sorted, each once).
@@ -23,21 +25,10 @@ pub(super) fn scopes(
     }
     let anonymous = config.incoming_auth.kind == IncomingAuthType::Anonymous;
     let mut required: Vec<String> = Vec::new();
-    for (path, s) in strategies {
-        if s.required_scopes.is_empty() {
-            continue;
-        }
-        let path = format!("{path}.requiredScopes");
-        if anonymous {
-            v.error(
-                "V-16",
-                path.as_str(),
-                "requiredScopes needs incomingAuth type oidc: an anonymous caller holds no scope",
-            );
-        }
-        tokens(&path, &s.required_scopes, v);
-        for (i, scope) in s.required_scopes.iter().enumerate() {
-            if explicit.is_some_and(|list| !list.contains(scope)) {
+    let mut required_list = |path: String, list: &[String], v: &mut Violations| {
+        tokens(&path, list, v);
+        for (i, scope) in list.iter().enumerate() {
+            if explicit.is_some_and(|supported| !supported.contains(scope)) {
                 v.error(
                     "V-16",
                     format!("{path}[{i}]"),
@@ -45,7 +36,40 @@ pub(super) fn scopes(
                 );
             }
         }
-        required.extend(s.required_scopes.iter().cloned());
+        required.extend(list.iter().cloned());
+    };
+    for (path, s) in strategies {
+        for (field, used) in [
+            ("requiredScopes", !s.required_scopes.is_empty()),
+            ("tools", !s.tools.is_empty()),
+        ] {
+            if anonymous && used {
+                v.error(
+                    "V-16",
+                    format!("{path}.{field}"),
+                    format!(
+                        "{field} needs incomingAuth type oidc: an anonymous caller holds no scope"
+                    ),
+                );
+            }
+        }
+        required_list(format!("{path}.requiredScopes"), &s.required_scopes, v);
+        for (i, rule) in s.tools.iter().enumerate() {
+            let rule_path = format!("{path}.tools[{i}]");
+            tool_name(&format!("{rule_path}.name"), &rule.name, v);
+            if rule.required_scopes.is_empty() {
+                v.error(
+                    "V-17",
+                    format!("{rule_path}.requiredScopes"),
+                    "a tool rule must require at least one scope",
+                );
+            }
+            required_list(
+                format!("{rule_path}.requiredScopes"),
+                &rule.required_scopes,
+                v,
+            );
+        }
     }
     match explicit {
         Some(list) => list.clone(),
@@ -76,4 +100,41 @@ fn tokens(path: &str, list: &[String], v: &mut Violations) {
             );
         }
     }
+}
+
+/// V-17: a tool name, or a pattern where `*` is any run of characters.
+fn tool_name(path: &str, name: &str, v: &mut Violations) {
+    let problem = if name.is_empty() {
+        Some("a tool rule needs a name (a tool name, or a pattern with *)".to_owned())
+    } else if name.chars().count() > MAX_TOOL_NAME {
+        Some(format!("a tool name is at most {MAX_TOOL_NAME} characters"))
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some(format!("{name:?} holds a space or control character"))
+    } else if let Some(c) = name.chars().find(|c| RESERVED_PATTERN_CHARS.contains(c)) {
+        Some(format!("{name:?} holds {c:?}: only * is a wildcard"))
+    } else if name.contains("**") {
+        Some(format!("{name:?} holds **: one * already matches any run"))
+    } else {
+        None
+    };
+    if let Some(message) = problem {
+        v.error("V-17", path, message);
+    }
+}
+
+/// The typed rules of a backend whose `tools` broke no rule.
+pub(super) fn tool_rules(rules: &[ToolRuleConfig]) -> ToolRules {
+    ToolRules::new(
+        rules
+            .iter()
+            .map(|r| ToolRule {
+                pattern: ToolPattern::new(&r.name),
+                required_scopes: r
+                    .required_scopes
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Scopes>(),
+            })
+            .collect(),
+    )
 }
