@@ -25,8 +25,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 pub use error::OAuthError;
 pub use keys::SigningKey;
 
+use crate::config::spec::ScopeGrant;
 use crate::config::AuthServerConfig;
-use crate::oauth::provider::UpstreamProvider;
+use crate::oauth::provider::{UpstreamProvider, UpstreamUser};
 use crate::scope::Scopes;
 use crate::upstream::UpstreamStore;
 
@@ -57,6 +58,7 @@ pub struct AuthServer {
     header: Header,
     providers: Vec<Arc<UpstreamProvider>>,
     scopes_supported: Scopes,
+    scope_grants: Vec<(String, ScopeGrant)>,
     lifetimes: Lifetimes,
     store: Arc<UpstreamStore>,
 }
@@ -80,6 +82,7 @@ impl AuthServer {
         key: Arc<SigningKey>,
         providers: Vec<Arc<UpstreamProvider>>,
         scopes_supported: Scopes,
+        scope_grants: Vec<(String, ScopeGrant)>,
         store: Arc<UpstreamStore>,
     ) -> Result<Self, String> {
         let issuer_url = url::Url::parse(&config.issuer).map_err(|e| format!("issuer: {e}"))?;
@@ -96,6 +99,7 @@ impl AuthServer {
             header,
             providers,
             scopes_supported,
+            scope_grants,
             lifetimes: Lifetimes {
                 access_token: Duration::from_secs(config.access_token_lifetime_seconds),
                 refresh_token: Duration::from_secs(config.refresh_token_lifetime_seconds),
@@ -125,6 +129,32 @@ impl AuthServer {
     /// as the `scope` value our tokens carry.
     fn grantable(&self, requested: &Scopes) -> Option<String> {
         requested.intersection_value(&self.scopes_supported)
+    }
+
+    /// §10 `scopeGrants`: `granted` without the scopes whose rule the user of the first
+    /// upstream (`None`: it named nobody) does not pass.
+    fn withhold(&self, granted: Option<String>, user: Option<&UpstreamUser>) -> Option<String> {
+        let granted = granted?;
+        let passes = |scope: &str| {
+            let Some((_, rule)) = self.scope_grants.iter().find(|(s, _)| s == scope) else {
+                return true;
+            };
+            let Some(user) = user else {
+                return false;
+            };
+            match rule {
+                ScopeGrant::Subjects(subjects) => subjects.contains(&user.subject),
+                ScopeGrant::Claim { name, values } => match user.claims.get(name) {
+                    Some(serde_json::Value::String(v)) => values.contains(v),
+                    Some(serde_json::Value::Array(items)) => items
+                        .iter()
+                        .any(|i| i.as_str().is_some_and(|v| values.iter().any(|x| x == v))),
+                    _ => false,
+                },
+            }
+        };
+        let kept: Vec<&str> = granted.split(' ').filter(|s| passes(s)).collect();
+        (!kept.is_empty()).then(|| kept.join(" "))
     }
 
     /// The upstream providers, in login order.

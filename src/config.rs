@@ -37,8 +37,8 @@ impl std::fmt::Debug for InlineSecret {
 }
 
 pub use auth_server::{
-    AuthServerConfig, OAuth2UpstreamConfig, OidcUpstreamConfig, RedisConfig, StorageConfig,
-    StorageType, UpstreamConfig, UpstreamType,
+    AuthServerConfig, ClaimRuleConfig, OAuth2UpstreamConfig, OidcUpstreamConfig, RedisConfig,
+    ScopeGrantConfig, StorageConfig, StorageType, UpstreamConfig, UpstreamType,
 };
 pub use load::{load_file, parse_str, ConfigError, Environment, ProcessEnv};
 pub use spec::Spec;

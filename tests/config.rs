@@ -375,6 +375,53 @@ outgoingAuth:
 }
 
 #[test]
+fn v16_scope_grants() {
+    let grants = |list: &str, grants: &str| {
+        with(
+            "  allowedAudiences: [\"https://mcp.example.com/mcp\"]",
+            &format!("  allowedAudiences: [\"https://mcp.example.com/mcp\"]\n  scopesSupported: {list}\n  scopeGrants: {grants}"),
+        )
+    };
+    // The first upstream of GOOD is oauth2 (github): it names nobody.
+    let okta_first = |yaml: String| {
+        let github = yaml.find("    - name: github").unwrap();
+        let okta = yaml.find("    - name: okta").unwrap();
+        let end = yaml.find("outgoingAuth:").unwrap();
+        format!(
+            "{}{}{}{}",
+            &yaml[..github],
+            &yaml[okta..end],
+            &yaml[github..okta],
+            &yaml[end..]
+        )
+    };
+    assert_only(
+        &okta_first(grants(
+            "[a, b]",
+            r#"{ a: { subjects: [alice] }, b: { claim: { name: groups, values: [admins] } } }"#,
+        )),
+        &[],
+    );
+    assert_only(
+        &okta_first(grants(
+            "[a, b]",
+            r#"{ a: { subjects: [] }, b: { subjects: [x], claim: { name: g, values: [v] } }, c: { subjects: [x] }, d: { claim: { name: g, values: [] } } }"#,
+        )),
+        &[
+            "V-16 authServer.scopeGrants.a.subjects: subjects must not be empty",
+            "V-16 authServer.scopeGrants.b: give exactly one of subjects and claim",
+            "V-16 authServer.scopeGrants.c: scope \"c\" is not supported, so nobody is granted it",
+            "V-16 authServer.scopeGrants.d: scope \"d\" is not supported, so nobody is granted it",
+            "V-16 authServer.scopeGrants.d.claim: a claim rule needs a name and at least one value",
+        ],
+    );
+    assert_only(
+        &grants("[a]", "{ a: { subjects: [alice] } }"),
+        &["V-16 authServer.scopeGrants: scopeGrants needs the first upstream to be oidc: its ID token says who the user is"],
+    );
+}
+
+#[test]
 fn v17_tool_rules() {
     let rules = |tools: &str| {
         with(

@@ -796,6 +796,47 @@ async fn the_granted_scope_is_what_we_support_of_what_was_asked_and_refresh_neve
 }
 
 #[tokio::test]
+async fn scope_grants_withhold_a_scope_from_users_their_rule_does_not_name() {
+    let setup = Setup::start(
+        &["okta"],
+        3600,
+        "{ type: memory }",
+        "  scopesSupported: [tools, \"tools:admin\", \"tools:mail\"]\n  scopeGrants:\n    \"tools:admin\": { subjects: [judy] }\n    \"tools:mail\": { claim: { name: email, values: [\"judy@example.com\", \"kim@example.com\"] } }",
+    )
+    .await;
+    let client = setup.register().await;
+    let granted = |user: &'static str| {
+        let setup = &setup;
+        let client = client.clone();
+        async move {
+            let (verifier, challenge) = pkce();
+            let code = setup
+                .login_with(
+                    &client,
+                    &challenge,
+                    user,
+                    &[("scope", "tools tools:admin tools:mail")],
+                )
+                .await;
+            let (status, tokens) = setup.redeem(&client, &code, &verifier).await;
+            assert_eq!(status, 200, "{tokens}");
+            let jwt = claims(tokens["access_token"].as_str().unwrap());
+            assert_eq!(jwt["scope"], tokens["scope"]);
+            tokens["scope"].as_str().map(str::to_owned)
+        }
+    };
+    assert_eq!(
+        granted("judy").await.as_deref(),
+        Some("tools tools:admin tools:mail")
+    );
+    // kim's email passes the claim rule; she is not among the admin subjects.
+    assert_eq!(granted("kim").await.as_deref(), Some("tools tools:mail"));
+    // Asking is not enough: a scope without a rule is granted, the others are not.
+    assert_eq!(granted("mallory").await.as_deref(), Some("tools"));
+    setup.server.stop().await;
+}
+
+#[tokio::test]
 async fn registration_refuses_unsafe_redirect_uris_and_bad_metadata() {
     let setup = Setup::start(&["okta"], 3600, "{ type: memory }", "").await;
     let register = |body: Value| {

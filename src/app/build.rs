@@ -239,9 +239,16 @@ pub async fn build(
                 .collect();
             let refresher = Refresher::new(providers.iter().cloned(), metrics.refresh());
             let supported = spec.scopes_supported.iter().map(String::as_str).collect();
-            let auth_server =
-                AuthServer::new(server, key.clone(), providers, supported, store.clone())
-                    .map_err(|m| resource_error("authServer", m))?;
+            let grants = spec.scope_grants.clone();
+            let auth_server = AuthServer::new(
+                server,
+                key.clone(),
+                providers,
+                supported,
+                grants,
+                store.clone(),
+            )
+            .map_err(|m| resource_error("authServer", m))?;
             (Some(Arc::new(auth_server)), Some(refresher))
         }
         _ => (None, None),

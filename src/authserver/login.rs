@@ -320,7 +320,7 @@ pub(super) async fn callback(
             pending.secrets.nonce.expose_secret(),
         )
         .await;
-    let (tokens, subject) = match redeemed {
+    let (tokens, user) = match redeemed {
         Ok(result) => result,
         Err(e @ IdpError::Unavailable { .. }) => {
             tracing::warn!(error = %e, "login failed at an upstream token endpoint");
@@ -339,6 +339,11 @@ pub(super) async fn callback(
     };
     let now = unix_now();
     let mut pending = pending;
+    if pending.leg == 0 {
+        // §10: the first upstream says who the user is, and so which scopes they may hold.
+        pending.scope = server.withhold(pending.scope.take(), user.as_ref());
+    }
+    let subject = user.map(|u| u.subject);
     pending.done.push(LegTokens {
         provider: provider.name().to_string(),
         access_token: tokens.access_token,

@@ -2,6 +2,8 @@
 //! The raw `authServer:` section: the embedded authorization server, its upstream identity
 //! providers and its storage.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use super::InlineSecret;
@@ -22,6 +24,10 @@ pub struct AuthServerConfig {
     /// Scopes we advertise and grant (DESIGN.md §10); absent = every scope a backend requires.
     #[serde(default)]
     pub scopes_supported: Option<Vec<String>>,
+    /// Scopes only some users are granted (DESIGN.md §10), by scope (a scope given twice is
+    /// refused).
+    #[serde(default, deserialize_with = "super::load::unique_keys")]
+    pub scope_grants: BTreeMap<String, ScopeGrantConfig>,
     /// Upstream identity providers, walked in order at login.
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
@@ -53,6 +59,31 @@ fn default_code_lifetime() -> u64 {
 }
 fn default_login_timeout() -> u64 {
     600
+}
+
+/// `scopeGrants.<scope>:` who may be granted the scope, judged by the first upstream's ID
+/// token: exactly one of `subjects` and `claim`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScopeGrantConfig {
+    /// The ID token `sub` values that may hold the scope.
+    #[serde(default)]
+    pub subjects: Option<Vec<String>>,
+    /// A claim that must hold one of some values.
+    #[serde(default)]
+    pub claim: Option<ClaimRuleConfig>,
+}
+
+/// `claim:` an ID-token claim (a string, or an array of strings) and the values that pass.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClaimRuleConfig {
+    /// The claim's name.
+    #[serde(default)]
+    pub name: String,
+    /// Values of which the claim must hold one.
+    #[serde(default)]
+    pub values: Vec<String>,
 }
 
 /// One upstream identity provider.

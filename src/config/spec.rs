@@ -22,10 +22,26 @@ pub struct Spec {
     /// `outgoingAuth.backends`, in name order.
     pub backends: Vec<(String, BackendSpec)>,
     /// The scopes advertised and granted: `authServer.scopesSupported`, or else every scope a
-    /// backend requires (sorted, each once).
+    /// backend or tool rule requires (sorted, each once).
     pub scopes_supported: Vec<String>,
+    /// `authServer.scopeGrants`, in scope order.
+    pub scope_grants: Vec<(String, ScopeGrant)>,
     /// `authServer.upstreams`, in login order (empty without an authorization server).
     pub upstreams: Vec<UpstreamSpec>,
+}
+
+/// Who may be granted a scope, by the first upstream's verified ID token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeGrant {
+    /// Its `sub` is one of these.
+    Subjects(Vec<String>),
+    /// Claim `name` is, or (an array) holds, one of `values`.
+    Claim {
+        /// The claim.
+        name: String,
+        /// The values that pass.
+        values: Vec<String>,
+    },
 }
 
 /// One backend: what it receives and what a caller's token needs for it.

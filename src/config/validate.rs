@@ -134,7 +134,7 @@ fn run(config: &Config, env: &dyn Environment) -> (Option<Spec>, Vec<Violation>)
     backends::exchange_cache(&config.outgoing_auth.token_exchange_cache, &mut v);
     cross::cross_checks(config, &strategies, &mut v);
     cross::outbound_targets(config, &strategies, &mut v);
-    let scopes_supported = scopes::scopes(config, &strategies, &mut v);
+    let (scopes_supported, scope_grants) = scopes::scopes(config, &strategies, &mut v);
 
     let spec = (|| {
         // `strategies` lists the default first, then the backends in name order.
@@ -161,6 +161,7 @@ fn run(config: &Config, env: &dyn Environment) -> (Option<Spec>, Vec<Violation>)
             default,
             backends,
             scopes_supported,
+            scope_grants,
             upstreams: upstreams?,
         })
     })();

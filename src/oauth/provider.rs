@@ -114,6 +114,17 @@ impl token_endpoint::TokenResponse for TokenResponse {
 struct IdTokenClaims {
     sub: String,
     nonce: Option<String>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Who an upstream login was, from its verified ID token.
+#[derive(Debug, Clone)]
+pub struct UpstreamUser {
+    /// The ID token's `sub`.
+    pub subject: String,
+    /// Its other claims (what `scopeGrants` claim rules read; never logged).
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl UpstreamProvider {
@@ -287,7 +298,7 @@ impl UpstreamProvider {
         code_verifier: &str,
         redirect_uri: &str,
         nonce: &str,
-    ) -> Result<(TokenSet, Option<String>), IdpError> {
+    ) -> Result<(TokenSet, Option<UpstreamUser>), IdpError> {
         let form = format!(
             "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
             form_encode(code),
@@ -296,14 +307,14 @@ impl UpstreamProvider {
         );
         let tokens = self.token_request(form, Duration::from_secs(10)).await?;
         let endpoints = self.endpoints().await?;
-        let subject = match (&endpoints.id_token, &tokens.id_token) {
+        let user = match (&endpoints.id_token, &tokens.id_token) {
             (Some((issuer, jwks)), Some(id_token)) => {
                 Some(self.verify_id_token(id_token, issuer, jwks, nonce).await?)
             }
             (Some(_), None) => return Err(self.rejected("no id_token")),
             (None, _) => None,
         };
-        Ok((tokens, subject))
+        Ok((tokens, user))
     }
 
     /// Refreshes with `refresh_token` within `budget`.
@@ -390,7 +401,7 @@ impl UpstreamProvider {
         issuer: &str,
         jwks: &RemoteJwks,
         nonce: &str,
-    ) -> Result<String, IdpError> {
+    ) -> Result<UpstreamUser, IdpError> {
         let bad = || self.rejected("invalid id_token");
         let header = jsonwebtoken::decode_header(id_token.expose_secret()).map_err(|_| bad())?;
         if !ALLOWED_ALGORITHMS.contains(&header.alg) {
@@ -411,7 +422,10 @@ impl UpstreamProvider {
         if data.claims.nonce.as_deref() != Some(nonce) {
             return Err(self.rejected("id_token nonce mismatch"));
         }
-        Ok(data.claims.sub)
+        Ok(UpstreamUser {
+            subject: data.claims.sub,
+            claims: data.claims.rest,
+        })
     }
 }
 

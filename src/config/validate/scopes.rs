@@ -5,17 +5,20 @@
 //! scope each.
 
 use super::Violations;
-use crate::config::{Config, IncomingAuthType, StrategyConfig, ToolRuleConfig};
+use crate::config::spec::ScopeGrant;
+use crate::config::{
+    AuthServerConfig, Config, IncomingAuthType, StrategyConfig, ToolRuleConfig, UpstreamType,
+};
 use crate::scope::{is_scope_token, Scopes};
 use crate::tools::{ToolPattern, ToolRule, ToolRules, MAX_TOOL_NAME, RESERVED_PATTERN_CHARS};
 
-/// Checks the scope lists; returns the scopes supported: the explicit list, or else every
-/// scope a backend requires (sorted, each once).
+/// Checks the scope lists; returns the scopes supported (the explicit list, or else every
+/// scope a backend or tool rule requires, sorted, each once) and the grant rules.
 pub(super) fn scopes(
     config: &Config,
     strategies: &[(String, &StrategyConfig)],
     v: &mut Violations,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<(String, ScopeGrant)>) {
     let explicit = config
         .auth_server
         .as_ref()
@@ -71,14 +74,87 @@ pub(super) fn scopes(
             );
         }
     }
-    match explicit {
+    let supported = match explicit {
         Some(list) => list.clone(),
         None => {
             required.sort();
             required.dedup();
             required
         }
+    };
+    let grants = config
+        .auth_server
+        .as_ref()
+        .map(|server| grants(server, &supported, v))
+        .unwrap_or_default();
+    (supported, grants)
+}
+
+/// `authServer.scopeGrants`: each for a supported scope, with exactly one well-formed rule, and
+/// a first upstream whose ID token can be judged.
+fn grants(
+    server: &AuthServerConfig,
+    supported: &[String],
+    v: &mut Violations,
+) -> Vec<(String, ScopeGrant)> {
+    if server.scope_grants.is_empty() {
+        return Vec::new();
     }
+    if server.upstreams.first().map(|u| u.kind) != Some(UpstreamType::Oidc) {
+        v.error(
+            "V-16",
+            "authServer.scopeGrants",
+            "scopeGrants needs the first upstream to be oidc: its ID token says who the user is",
+        );
+    }
+    let mut out = Vec::new();
+    for (scope, grant) in &server.scope_grants {
+        let path = format!("authServer.scopeGrants.{scope}");
+        if !supported.contains(scope) {
+            v.error(
+                "V-16",
+                path.as_str(),
+                format!("scope {scope:?} is not supported, so nobody is granted it"),
+            );
+        }
+        let rule = match (&grant.subjects, &grant.claim) {
+            (Some(subjects), None) if !subjects.is_empty() => {
+                Some(ScopeGrant::Subjects(subjects.clone()))
+            }
+            (Some(_), None) => {
+                v.error(
+                    "V-16",
+                    format!("{path}.subjects"),
+                    "subjects must not be empty",
+                );
+                None
+            }
+            (None, Some(claim)) if !claim.name.is_empty() && !claim.values.is_empty() => {
+                Some(ScopeGrant::Claim {
+                    name: claim.name.clone(),
+                    values: claim.values.clone(),
+                })
+            }
+            (None, Some(_)) => {
+                v.error(
+                    "V-16",
+                    format!("{path}.claim"),
+                    "a claim rule needs a name and at least one value",
+                );
+                None
+            }
+            _ => {
+                v.error(
+                    "V-16",
+                    path.as_str(),
+                    "give exactly one of subjects and claim",
+                );
+                None
+            }
+        };
+        out.extend(rule.map(|r| (scope.clone(), r)));
+    }
+    out
 }
 
 /// Each entry of `list` is a scope-token, listed once.
