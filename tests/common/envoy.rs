@@ -49,9 +49,14 @@ pub async fn echo_backend() -> SocketAddr {
 }
 
 pub async fn start_envoy(server: &TestServer, backend: SocketAddr) -> (Envoy, u16) {
+    start_envoy_on(server, backend, free_port()).await
+}
+
+/// [`start_envoy`] listening on `listen` (for a config that must know Envoy's URL first).
+pub async fn start_envoy_on(server: &TestServer, backend: SocketAddr, listen: u16) -> (Envoy, u16) {
     let bin = std::env::var("ENVOY_BIN")
         .expect("ENVOY_BIN must name a real envoy binary; run scripts/test.sh");
-    let (listen, admin) = (free_port(), free_port());
+    let admin = free_port();
     let template = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/envoy/envoy.yaml"
