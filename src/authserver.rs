@@ -7,6 +7,7 @@
 //! hands the client a code that [`token`] turns into our ES256 JWT carrying that `tsid`. Check
 //! then verifies that JWT in process with the same key.
 
+pub mod cimd;
 pub mod error;
 pub mod keys;
 mod login;
@@ -25,6 +26,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 pub use error::OAuthError;
 pub use keys::SigningKey;
 
+use self::cimd::ClientDocuments;
+use self::records::ClientRecord;
 use crate::config::spec::ScopeGrant;
 use crate::config::AuthServerConfig;
 use crate::oauth::provider::{UpstreamProvider, UpstreamUser};
@@ -59,6 +62,7 @@ pub struct AuthServer {
     providers: Vec<Arc<UpstreamProvider>>,
     scopes_supported: Scopes,
     scope_grants: Vec<(String, ScopeGrant)>,
+    documents: ClientDocuments,
     lifetimes: Lifetimes,
     store: Arc<UpstreamStore>,
 }
@@ -83,6 +87,7 @@ impl AuthServer {
         providers: Vec<Arc<UpstreamProvider>>,
         scopes_supported: Scopes,
         scope_grants: Vec<(String, ScopeGrant)>,
+        documents: ClientDocuments,
         store: Arc<UpstreamStore>,
     ) -> Result<Self, String> {
         let issuer_url = url::Url::parse(&config.issuer).map_err(|e| format!("issuer: {e}"))?;
@@ -100,6 +105,7 @@ impl AuthServer {
             providers,
             scopes_supported,
             scope_grants,
+            documents,
             lifetimes: Lifetimes {
                 access_token: Duration::from_secs(config.access_token_lifetime_seconds),
                 refresh_token: Duration::from_secs(config.refresh_token_lifetime_seconds),
@@ -155,6 +161,25 @@ impl AuthServer {
         };
         let kept: Vec<&str> = granted.split(' ').filter(|s| passes(s)).collect();
         (!kept.is_empty()).then(|| kept.join(" "))
+    }
+
+    /// The client `client_id` names: its metadata document when it is an https URL (§13),
+    /// else a registered client.
+    async fn client(
+        &self,
+        store: &UpstreamStore,
+        client_id: &str,
+    ) -> Result<ClientRecord, OAuthError> {
+        if cimd::is_document_url(client_id) {
+            return self.documents.client(client_id).await.map_err(|e| {
+                tracing::debug!(error = %e, "client metadata document refused");
+                OAuthError::invalid_client_document(&e)
+            });
+        }
+        records::Records(store.kv())
+            .get(&records::keys::client(client_id))
+            .await?
+            .ok_or_else(|| OAuthError::invalid_request("unknown client_id"))
     }
 
     /// The upstream providers, in login order.

@@ -58,6 +58,18 @@ pub struct Config {
     pub auth_server: Option<AuthServerConfig>,
     /// Per-backend outgoing-auth strategies.
     pub outgoing_auth: OutgoingAuthConfig,
+    /// Every outbound HTTPS call (discovery, JWKS, token endpoints, client metadata).
+    #[serde(default)]
+    pub outbound: OutboundConfig,
+}
+
+/// `outbound:` settings of every outbound HTTPS call.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OutboundConfig {
+    /// A PEM bundle of CA certificates trusted besides the system roots.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// `server:` listeners and the protected resource.

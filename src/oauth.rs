@@ -3,6 +3,7 @@
 //! code redemption, refresh and token exchange share, and the upstream identity providers.
 //! Nothing an endpoint says is echoed: errors carry fixed texts and recognised RFC codes only.
 
+pub(crate) mod guard;
 pub mod provider;
 pub(crate) mod token_endpoint;
 
@@ -23,14 +24,29 @@ pub(crate) const MAX_BODY_BYTES: usize = 1 << 20;
 ///
 /// # Errors
 /// When the TLS stack cannot be initialised; `serve` stops with this error.
-pub fn http_client() -> Result<reqwest::Client, reqwest::Error> {
+pub fn http_client(roots: &[reqwest::Certificate]) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .tls_certs_merge(roots.to_vec())
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(60))
         .tcp_nodelay(true)
         .user_agent(concat!("mcp-authz/", env!("CARGO_PKG_VERSION")))
         .build()
+}
+
+/// The CA certificates of `outbound.caFile` (a PEM bundle, at least one certificate).
+///
+/// # Errors
+/// A line naming the problem, never the file's contents.
+pub fn load_roots(path: &str) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|_| format!("{path} is not a PEM certificate bundle"))?;
+    if roots.is_empty() {
+        return Err(format!("{path} holds no certificate"));
+    }
+    Ok(roots)
 }
 
 /// Why a response body could not be read.

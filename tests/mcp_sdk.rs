@@ -11,11 +11,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use common::envoy::start_envoy_on;
+use common::https_documents::{spawn_ready, Documents, TestCa};
 use common::oauth_server::OAuthServer;
 use common::{free_port, logs, TestKey, TestServer};
 use serde_json::Value;
@@ -44,22 +44,12 @@ impl McpServer {
     fn start(path: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("requests.jsonl");
-        let mut child = Command::new(python())
+        let mut command = Command::new(python());
+        command
             .arg(script("server.py"))
             .args(["--port", "0", "--path", path, "--log"])
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the SDK server starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .strip_prefix("ready ")
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("server.py said {line:?}"));
+            .arg(&log);
+        let (child, port) = spawn_ready(command);
         Self {
             child,
             port,
@@ -123,9 +113,9 @@ struct Stack {
 }
 
 /// mcp-authz (its issuer on its own HTTP listener, its resource the MCP URL through Envoy),
-/// one oidc upstream, the SDK server behind Envoy's `/tools/` route, and `auth_extra` lines in
-/// `authServer`.
-async fn stack(auth_extra: &str) -> Stack {
+/// one oidc upstream, the SDK server behind Envoy's `/tools/` route; `top_extra` lines at the top
+/// of the config and `auth_extra` lines in `authServer`.
+async fn stack(top_extra: &str, auth_extra: &str) -> Stack {
     logs();
     let key = TestKey::new();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -136,6 +126,7 @@ async fn stack(auth_extra: &str) -> Stack {
     let yaml = format!(
         r#"
 server: {{ grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", resourceUrl: "{url}", audit: {{ enabled: false }} }}
+{top_extra}
 incomingAuth:
   type: oidc
   oidc: {{ issuer: "{issuer}", audience: "{url}" }}
@@ -201,7 +192,7 @@ fn challenges(report: &Value) -> Vec<(u64, String)> {
 }
 
 async fn the_sdk_steps_up_for_a_guarded_tool(protocol: &str) {
-    let stack = stack("").await;
+    let stack = stack("", "").await;
     let report = client(
         &stack.url,
         "alice",
@@ -274,7 +265,11 @@ async fn the_python_sdk_steps_up_with_2025_06_18_and_the_body() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scope_the_user_may_not_hold_stops_the_call_before_the_mcp_server() {
-    let stack = stack("  scopeGrants:\n    \"tools:admin\": { subjects: [root] }").await;
+    let stack = stack(
+        "",
+        "  scopeGrants:\n    \"tools:admin\": { subjects: [root] }",
+    )
+    .await;
     let report = client(
         &stack.url,
         "alice",
@@ -293,5 +288,55 @@ async fn a_scope_the_user_may_not_hold_stops_the_call_before_the_mcp_server() {
         "{:#?}",
         stack.mcp.requests()
     );
+    stack.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_python_sdk_logs_in_with_a_client_id_metadata_document_and_never_registers() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let documents = Documents::start(&ca, dir.path());
+    let stack = stack(
+        &format!("outbound: {{ caFile: \"{}\" }}", ca.ca.display()),
+        "  clientMetadata: { allowLoopback: true }",
+    )
+    .await;
+    let client_id = documents.url("/sdk-client.json");
+    let redirect = format!("http://127.0.0.1:{}/callback", free_port());
+    let document = serde_json::json!({
+        "client_id": client_id,
+        "client_name": "mcp-authz SDK test client",
+        "redirect_uris": [redirect],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    });
+    let json =
+        serde_json::json!({ "content-type": "application/json", "cache-control": "max-age=600" });
+    documents.serve("/sdk-client.json", 200, json, &document.to_string());
+    let report = client(
+        &stack.url,
+        "alice",
+        calls(),
+        &[
+            "--client-metadata-url",
+            &client_id,
+            "--redirect-uri",
+            &redirect,
+        ],
+    )
+    .await;
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["registered"], false, "{report:#}");
+    let requests = report["authorization_requests"].as_array().unwrap();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r["client_id"] == client_id.as_str()),
+        "{report:#}"
+    );
+    assert_eq!(report["calls"][1]["text"], "reset done");
+    // Two authorizations (login, step-up) and two token requests: one fetch.
+    assert_eq!(documents.fetches("/sdk-client.json"), 1);
     stack.server.stop().await;
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::authserver::cimd::ClientDocuments;
 use crate::authserver::{AuthServer, SigningKey, TOKEN_TYPE as OUR_TOKEN_TYPE};
 use crate::check::Pipeline;
 use crate::config::spec::{BackendSpec, Spec, StrategySpec, TokenExchangeSpec};
@@ -16,8 +17,8 @@ use crate::config::{
     TokenExchangeCacheConfig, Violation,
 };
 use crate::identity::{KeySet, KeySource, RemoteJwks, Verifier, VerifierSettings};
-use crate::oauth::http_client;
 use crate::oauth::provider::UpstreamProvider;
+use crate::oauth::{http_client, load_roots};
 use crate::response::Challenge;
 use crate::scope::Scopes;
 use crate::secret::Token;
@@ -68,10 +69,16 @@ pub async fn build(
     metrics: &Metrics,
     previous: Option<&Runtime>,
 ) -> Result<(Runtime, Vec<Violation>), ConfigError> {
+    // The CA file is read at every build, so a reload picks up a renewed bundle; only without
+    // one is the client (and its connection pool) kept across reloads.
+    let roots = match &config.outbound.ca_file {
+        Some(path) => load_roots(path).map_err(|m| resource_error("outbound.caFile", m))?,
+        None => Vec::new(),
+    };
     let http = match previous {
-        Some(p) => p.http.clone(),
-        None => http_client()
-            .map_err(|e| resource_error("server", format!("outbound HTTP client: {e}")))?,
+        Some(p) if roots.is_empty() && p.config.outbound.ca_file.is_none() => p.http.clone(),
+        _ => http_client(&roots)
+            .map_err(|e| resource_error("outbound", format!("outbound HTTP client: {e}")))?,
     };
     let builder = BackendBuilder {
         exchange_settings: exchange_settings(&config.outgoing_auth.token_exchange_cache),
@@ -240,12 +247,15 @@ pub async fn build(
             let refresher = Refresher::new(providers.iter().cloned(), metrics.refresh());
             let supported = spec.scopes_supported.iter().map(String::as_str).collect();
             let grants = spec.scope_grants.clone();
+            let documents = ClientDocuments::new(&roots, server.client_metadata.allow_loopback)
+                .map_err(|m| resource_error("authServer.clientMetadata", m))?;
             let auth_server = AuthServer::new(
                 server,
                 key.clone(),
                 providers,
                 supported,
                 grants,
+                documents,
                 store.clone(),
             )
             .map_err(|m| resource_error("authServer", m))?;

@@ -48,6 +48,16 @@ impl OAuthError {
         )
     }
 
+    /// 400 `invalid_request`: a client metadata document that cannot be used (§13); the
+    /// description is the fixed text of `error`.
+    pub fn invalid_client_document(error: &super::cimd::DocumentError) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            error.to_string(),
+        )
+    }
+
     /// 400 `invalid_grant`.
     pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)

@@ -16,9 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::records::{
-    keys, ClientRecord, CodeRecord, LegSecrets, LegTokens, PendingLogin, Records,
-};
+use super::records::{keys, CodeRecord, LegSecrets, LegTokens, PendingLogin, Records};
 use super::Handle;
 use super::{parts, AuthServer, OAuthError};
 use crate::oauth::provider::IdpError;
@@ -132,9 +130,8 @@ pub(super) async fn authorize(
     };
     let (server, store) = (&*server, &*store);
     let client_id = params.client_id.as_deref().unwrap_or_default();
-    let client: ClientRecord = match Records(store.kv()).get(&keys::client(client_id)).await {
-        Ok(Some(client)) => client,
-        Ok(None) => return error_page(&OAuthError::invalid_request("unknown client_id")),
+    let client = match server.client(store, client_id).await {
+        Ok(client) => client,
         Err(e) => return error_page(&e),
     };
     let redirect_uri = match (&params.redirect_uri, client.redirect_uris.as_slice()) {

@@ -29,6 +29,7 @@ pub(super) async fn authorization_server(
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["ES256"],
         "resource_indicators_supported": true,
+        "client_id_metadata_document_supported": true,
     });
     if !server.scopes_supported().is_empty() {
         let scopes: Vec<&str> = server.scopes_supported().iter().collect();

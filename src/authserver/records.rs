@@ -15,8 +15,8 @@ use crate::store::Store;
 /// How long a registered client is kept.
 pub const CLIENT_TTL: Duration = Duration::from_secs(180 * 24 * 3600);
 
-/// A client registered through RFC 7591.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A client registered through RFC 7591, or described by its metadata document (§13).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientRecord {
     /// `client_id`.
     pub client_id: String,

@@ -31,13 +31,15 @@ pub(super) struct RegistrationRequest {
     grant_types: Option<Vec<String>>,
     #[serde(default)]
     response_types: Option<Vec<String>>,
+    #[serde(default)]
+    application_type: Option<String>,
 }
 
 /// Whether a client may use `uri` as a redirect URI: https, http on loopback (RFC 8252 §7.3), or
 /// a private-use scheme with a dot (RFC 8252 §7.1); never a fragment or userinfo, and only in its
 /// canonical form (what the browser is sent to is exactly what was registered, but for the `/`
 /// of an empty path), so no two spellings can name one URI.
-fn is_allowed_redirect_uri(uri: &str) -> bool {
+pub(super) fn is_allowed_redirect_uri(uri: &str) -> bool {
     let Ok(url) = url::Url::parse(uri) else {
         return false;
     };
@@ -108,6 +110,16 @@ pub(super) async fn register(
     {
         return Err(OAuthError::invalid_client_metadata(
             "grant_types may only contain authorization_code and refresh_token",
+        ));
+    }
+    // OpenID Connect Registration §2, which MCP 2026-07-28 asks clients to send.
+    if request
+        .application_type
+        .as_deref()
+        .is_some_and(|t| t != "native" && t != "web")
+    {
+        return Err(OAuthError::invalid_client_metadata(
+            "application_type must be native or web",
         ));
     }
     if request.response_types.iter().flatten().any(|r| r != "code") {

@@ -97,15 +97,19 @@ fn credentials(
 /// The authenticated client (RFC 6749 §3.2.1): confidential clients prove their secret, public
 /// ones only name themselves.
 async fn authenticate(
+    server: &AuthServer,
     store: &UpstreamStore,
     headers: &HeaderMap,
     params: &TokenParams,
 ) -> Result<ClientRecord, OAuthError> {
     let (id, secret) = credentials(headers, params)?;
-    let client: ClientRecord = Records(store.kv())
-        .get(&keys::client(&id))
-        .await?
-        .ok_or_else(OAuthError::invalid_client)?;
+    let client = server.client(store, &id).await.map_err(|e| {
+        if e.status.is_server_error() {
+            e
+        } else {
+            OAuthError::invalid_client()
+        }
+    })?;
     match (&client.secret_digest, secret) {
         (Some(digest), Some(secret)) if equal(digest, &random::digest(secret.expose_secret())) => {
             Ok(client)
@@ -126,7 +130,7 @@ pub(super) async fn token(
     let Form(params) = params.map_err(|_| {
         OAuthError::invalid_request("body must be application/x-www-form-urlencoded")
     })?;
-    let client = authenticate(store, &headers, &params).await?;
+    let client = authenticate(server, store, &headers, &params).await?;
     let grant = match params.grant_type.as_deref() {
         Some("authorization_code") => redeem_code(server, store, &client, &params).await?,
         Some("refresh_token") => redeem_refresh(server, store, &client, &params).await?,

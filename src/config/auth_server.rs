@@ -28,6 +28,9 @@ pub struct AuthServerConfig {
     /// refused).
     #[serde(default, deserialize_with = "super::load::unique_keys")]
     pub scope_grants: BTreeMap<String, ScopeGrantConfig>,
+    /// Client ID Metadata Document settings (DESIGN.md §13).
+    #[serde(default)]
+    pub client_metadata: ClientMetadataConfig,
     /// Upstream identity providers, walked in order at login.
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
@@ -59,6 +62,15 @@ fn default_code_lifetime() -> u64 {
 }
 fn default_login_timeout() -> u64 {
     600
+}
+
+/// `clientMetadata:` how client metadata documents are fetched.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientMetadataConfig {
+    /// Fetch documents from loopback hosts too (for tests; never in production).
+    #[serde(default)]
+    pub allow_loopback: bool,
 }
 
 /// `scopeGrants.<scope>:` who may be granted the scope, judged by the first upstream's ID

@@ -461,7 +461,7 @@ mod tests {
         };
         UpstreamProvider::new(
             &spec,
-            crate::oauth::http_client().unwrap(),
+            crate::oauth::http_client(&[]).unwrap(),
             allow_link_local,
         )
     }

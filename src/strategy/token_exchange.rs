@@ -307,7 +307,7 @@ mod tests {
             shared: Arc::new(ExchangeShared::new(
                 CacheSettings::default(),
                 Metrics::new().exchange(),
-                crate::oauth::http_client().unwrap(),
+                crate::oauth::http_client(&[]).unwrap(),
             )),
             last_warned: AtomicU64::new(0),
         });

@@ -12,6 +12,7 @@
 pub mod browser;
 pub mod envoy;
 pub mod fake_sts;
+pub mod https_documents;
 pub mod oauth_server;
 pub mod redis_server;
 
