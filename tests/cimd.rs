@@ -244,9 +244,17 @@ async fn bad_documents_are_refused_without_a_redirect_to_the_client() {
     // The redirect was not followed.
     assert_eq!(documents.fetches("/redirect.json"), 1);
     assert_eq!(documents.fetches("/good.json"), 0);
-    // http is not a document URL, so it is an unknown registered client.
-    let (status, location, _) = setup.authorize(&good.replace("https://", "http://")).await;
-    assert_eq!((status, location), (400, None));
+    // http is not a document URL, so it is an unknown registered client, and nothing is
+    // fetched: on loopback or anywhere else.
+    for http in [
+        good.replace("https://", "http://"),
+        "http://app.example.com/client.json".to_owned(),
+    ] {
+        let (status, location, body) = setup.authorize(&http).await;
+        assert_eq!((status, location), (400, None), "{http}");
+        assert!(body.contains("unknown client_id"), "{body}");
+    }
+    assert_eq!(documents.fetches("/good.json"), 0);
     setup.server.stop().await;
 }
 

@@ -201,6 +201,9 @@ async fn the_sdk_steps_up_for_a_guarded_tool(protocol: &str) {
     )
     .await;
     assert_eq!(report["ok"], true, "{report:#}");
+    if let Ok(path) = std::env::var("MCP_SDK_REPORT_DIR") {
+        std::fs::write(format!("{path}/{protocol}.json"), format!("{report:#}")).unwrap();
+    }
     let results = report["calls"].as_array().unwrap();
     // whoami: the MCP server saw alice's token from the identity provider, not our JWT.
     let seen = results[0]["text"].as_str().unwrap();

@@ -163,7 +163,7 @@ impl Denial {
 
     /// §10 step-up: 403 with a challenge naming every scope the request needs.
     fn insufficient_scope(challenge: &Challenge, scope: Option<&str>) -> Self {
-        let description = "the token lacks a scope this backend requires";
+        let description = "the token lacks a scope this request needs";
         Self {
             grpc: GrpcCode::PermissionDenied,
             http_status: 403,
