@@ -8,12 +8,16 @@
 //! then verifies that JWT in process with the same key.
 
 pub mod cimd;
+mod complete;
+mod connect;
 pub mod error;
 pub mod keys;
 mod login;
 mod metadata;
 pub mod records;
 mod register;
+mod respond;
+mod session;
 mod token;
 
 use std::sync::Arc;
@@ -32,6 +36,7 @@ use crate::config::spec::ScopeGrant;
 use crate::config::AuthServerConfig;
 use crate::oauth::provider::{UpstreamProvider, UpstreamUser};
 use crate::scope::Scopes;
+use crate::upstream::connect::ConnectSettings;
 use crate::upstream::UpstreamStore;
 
 /// The `typ` of the access tokens we issue (RFC 9068 §2.1), and require back.
@@ -65,6 +70,8 @@ pub struct AuthServer {
     documents: ClientDocuments,
     lifetimes: Lifetimes,
     store: Arc<UpstreamStore>,
+    /// Whether the session cookie is `Secure` (§11: unless the issuer is http on loopback).
+    secure_cookies: bool,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -113,6 +120,7 @@ impl AuthServer {
                 login: Duration::from_secs(config.login_timeout_seconds),
             },
             store,
+            secure_cookies: session::secure(&config.issuer),
         })
     }
 
@@ -186,6 +194,62 @@ impl AuthServer {
     pub fn providers(&self) -> &[Arc<UpstreamProvider>] {
         &self.providers
     }
+
+    /// The provider called `name`.
+    fn provider(&self, name: &str) -> Option<&Arc<UpstreamProvider>> {
+        self.providers.iter().find(|p| &**p.name() == name)
+    }
+
+    /// What a first login walks (§11): the required upstreams, in order.
+    fn required(&self) -> Vec<String> {
+        self.providers
+            .iter()
+            .filter(|p| p.required())
+            .map(|p| p.name().to_string())
+            .collect()
+    }
+
+    /// What a login of a known user walks (§11): the required upstreams without a usable
+    /// record under the session's `tsid` (none, or expired with no refresh token), and every
+    /// provider a Check has asked for since, in login order.
+    ///
+    /// # Errors
+    /// 503 when the store fails.
+    async fn missing(
+        &self,
+        store: &UpstreamStore,
+        session: &records::SessionRecord,
+    ) -> Result<Vec<String>, OAuthError> {
+        let now = crate::time::unix_now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let mut walk = Vec::new();
+        for provider in &self.providers {
+            let name = provider.name();
+            let wanted = store.is_wanted(&session.tsid, name).await?;
+            let unusable = provider.required()
+                && match store.get_latest(&session.tsid, name, deadline).await {
+                    Ok(Some(r)) => {
+                        r.access_token.is_empty()
+                            || (r.is_expired_at(now) && r.refresh_token.is_none())
+                    }
+                    Ok(None) | Err(crate::upstream::UpstreamError::Corrupt { .. }) => true,
+                    Err(_) => return Err(OAuthError::temporarily_unavailable()),
+                };
+            if wanted || unusable {
+                walk.push(name.to_string());
+            }
+        }
+        Ok(walk)
+    }
+
+    /// How Checks point a caller missing a provider's token at the connect page (§11).
+    pub fn connect_settings(&self) -> ConnectSettings {
+        ConnectSettings {
+            page: self.url("/oauth/connect/"),
+            id_lifetime: self.lifetimes.login,
+            wanted_lifetime: self.lifetimes.refresh_token,
+        }
+    }
 }
 
 /// How the endpoints reach the authorization server of the running configuration, which a
@@ -221,6 +285,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(
         .route(&format!("{base}/oauth/authorize"), get(login::authorize))
         .route(&format!("{base}/oauth/callback"), get(login::callback))
         .route(&format!("{base}/oauth/token"), post(token::token))
+        .route(
+            &format!("{base}/oauth/connect/{{id}}"),
+            get(connect::connect),
+        )
         .with_state(handle)
 }
 

@@ -12,8 +12,10 @@ use crate::identity::{bearer_token, Identity, IdentityError, Verifier};
 pub use crate::response::CheckError;
 use crate::response::{Challenge, Decision, Facts};
 use crate::scope::Scopes;
-use crate::strategy::{Backend, Backends, Mutations, StrategyContext};
-use crate::upstream::{Refresher, UpstreamStore};
+use crate::strategy::{Backend, Backends, Mutations, StrategyContext, StrategyError};
+use crate::upstream::connect::{ConnectGrant, ConnectSettings};
+use crate::upstream::{Refresher, UpstreamError, UpstreamStore};
+use crate::wire::elicitation::elicitable;
 use crate::wire::mcp::tool_calls;
 use crate::wire::CheckInput;
 
@@ -36,6 +38,9 @@ pub struct Pipeline {
     pub challenge: Challenge,
     /// Refreshes expired upstream tokens in the Check path.
     pub refresher: Option<Refresher>,
+    /// Where a caller missing a provider's token connects it (§11); with an authorization
+    /// server.
+    pub connect: Option<ConnectSettings>,
 }
 
 /// An allowed Check: the header changes for the backend and what dynamic metadata reports.
@@ -153,11 +158,10 @@ async fn allow(
         refresher: pipeline.refresher.as_ref(),
         deadline,
     };
-    let mut mutations = backend
-        .strategy
-        .apply(&ctx)
-        .await
-        .map_err(CheckError::Strategy)?;
+    let mut mutations = match backend.strategy.apply(&ctx).await {
+        Ok(mutations) => mutations,
+        Err(e) => return Err(missing_provider(pipeline, identity.as_deref(), input, e).await),
+    };
     check_emitted(&mutations)?;
     if let Some(headers) = input.headers {
         mutations.remove_spellings_of_set_header(headers.keys().map(String::as_str));
@@ -174,6 +178,53 @@ async fn allow(
             identity_cache_hit: checked.identity_cache_hit.unwrap_or(false),
         },
     })
+}
+
+/// §11: when the caller has no usable token for a provider, the provider is marked wanted (the
+/// next login walks it), and a client that can show a URL is asked to open the connect page.
+/// Any failure here leaves the original denial.
+async fn missing_provider(
+    pipeline: &Pipeline,
+    identity: Option<&Identity>,
+    input: &CheckInput<'_>,
+    error: StrategyError,
+) -> CheckError {
+    let (
+        StrategyError::Upstream(
+            UpstreamError::NotFound(provider) | UpstreamError::ProviderRefused(provider),
+        ),
+        Some(identity),
+        Some(store),
+        Some(connect),
+    ) = (&error, identity, &pipeline.store, &pipeline.connect)
+    else {
+        return CheckError::Strategy(error);
+    };
+    let Some(tsid) = &identity.tsid else {
+        return CheckError::Strategy(error);
+    };
+    if let Err(e) = store.want(tsid, provider, connect.wanted_lifetime).await {
+        tracing::warn!(provider = %provider, error = %e, "cannot mark a provider wanted");
+    }
+    let Some(request_id) = elicitable(input) else {
+        return CheckError::Strategy(error);
+    };
+    let grant = ConnectGrant {
+        tsid: tsid.clone(),
+        subject: identity.subject.to_string(),
+        provider: provider.to_string(),
+    };
+    match store.mint_connect(&grant, connect.id_lifetime).await {
+        Ok(id) => CheckError::ConnectProvider {
+            provider: provider.clone(),
+            url: format!("{}{id}", connect.page),
+            request_id,
+        },
+        Err(e) => {
+            tracing::warn!(provider = %provider, error = %e, "cannot mint a connect id");
+            CheckError::Strategy(error)
+        }
+    }
 }
 
 /// The last guard before a value reaches Envoy: printable, no CR/LF/NUL, bounded.

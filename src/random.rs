@@ -14,6 +14,11 @@ pub fn token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// The length of a [`token`] of `bytes` random bytes.
+pub const fn token_len(bytes: usize) -> usize {
+    (bytes * 4).div_ceil(3)
+}
+
 /// The store key part for a secret value (codes, refresh tokens, client secrets): its SHA-256,
 /// hex. The value itself is never a key.
 pub fn digest(value: &str) -> String {

@@ -4,6 +4,7 @@
 //!
 //! Reads are lazy: a Check reads only the one provider its backend needs.
 
+pub mod connect;
 mod memory;
 mod near;
 pub mod refresh;

@@ -417,7 +417,35 @@ fn v16_scope_grants() {
     );
     assert_only(
         &grants("[a]", "{ a: { subjects: [alice] } }"),
-        &["V-16 authServer.scopeGrants: scopeGrants needs the first upstream to be oidc: its ID token says who the user is"],
+        &["V-16 authServer.scopeGrants: scopeGrants needs the first required upstream to be oidc: its ID token says who the user is"],
+    );
+    // An optional oauth2 upstream first is fine: the first required one (okta) names the user.
+    let github_optional = |yaml: String| {
+        yaml.replace(
+            "    - name: github\n      type: oauth2",
+            "    - name: github\n      required: false\n      type: oauth2",
+        )
+    };
+    assert_only(
+        &github_optional(grants("[a]", "{ a: { subjects: [alice] } }")),
+        &[],
+    );
+}
+
+#[test]
+fn v18_a_first_login_needs_a_required_upstream() {
+    let yaml = with(
+        "    - name: github\n",
+        "    - name: github\n      required: false\n",
+    );
+    assert_only(&yaml, &[]);
+    let yaml = yaml.replace(
+        "    - name: okta\n",
+        "    - name: okta\n      required: false\n",
+    );
+    assert_only(
+        &yaml,
+        &["V-18 authServer.upstreams: at least one upstream must be required: a first login walks the required upstreams, and the first of them says who the user is"],
     );
 }
 

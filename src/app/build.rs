@@ -289,6 +289,8 @@ pub async fn build(
         resource_metadata["scopes_supported"] = spec.scopes_supported.clone().into();
     }
 
+    let connect = auth_server.as_ref().map(|server| server.connect_settings());
+
     Ok((
         Runtime {
             pipeline: Pipeline {
@@ -298,6 +300,7 @@ pub async fn build(
                 store,
                 challenge: Challenge::new(realm, &prm_url),
                 refresher,
+                connect,
             },
             config: spec.raw.clone(),
             exchange_shared,

@@ -39,6 +39,12 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
     }
 
+    /// 403 `access_denied`: the user may not do this (a connect link of another user, an
+    /// upstream account of another user).
+    pub fn access_denied(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "access_denied", description)
+    }
+
     /// 401 `invalid_client`.
     pub fn invalid_client() -> Self {
         Self::new(
@@ -92,6 +98,15 @@ impl OAuthError {
             StatusCode::INTERNAL_SERVER_ERROR,
             "server_error",
             "internal error",
+        )
+    }
+
+    /// 503 `temporarily_unavailable`: an upstream identity provider did not answer.
+    pub fn upstream_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "an upstream identity provider is unavailable",
         )
     }
 

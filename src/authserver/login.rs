@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The login: `/oauth/authorize` checks the client's request and sends the user to the first
-//! upstream; `/oauth/callback` takes each upstream's code, redeems it, and moves to the next
-//! upstream. After the last one, every upstream's tokens are stored under a fresh `tsid` and the
-//! client gets its code. Any failure tears the whole chain down: nothing is stored.
+//! The login: `/oauth/authorize` checks the client's request and walks the user through the
+//! upstreams it needs (DESIGN.md §11): for a browser without a login session, every required
+//! upstream; with one, only the required upstreams without a usable record and the providers a
+//! Check has asked for since, or none, and the code is issued at once. `/oauth/callback` takes
+//! each upstream's code, redeems it, and moves to the next leg; [`super::complete`] ends the
+//! walk. Any failure tears the walk down: nothing is stored.
 //!
 //! Errors that cannot be trusted to reach the client (unknown client, unregistered redirect URI,
 //! unknown `state`) are shown to the user as a 400 and never redirected (RFC 6749 §4.1.2.1).
@@ -12,19 +14,21 @@ use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State as AxumState};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde::Deserialize;
 
-use super::records::{keys, CodeRecord, LegSecrets, LegTokens, PendingLogin, Records};
+use super::complete;
+use super::records::{keys, ClientLogin, LegSecrets, LegTokens, PendingLogin, Records};
+use super::respond::{client_error, error_page, login_failed, see_other};
 use super::Handle;
 use super::{parts, AuthServer, OAuthError};
-use crate::oauth::provider::IdpError;
+use crate::oauth::provider::{IdpError, UpstreamProvider};
 use crate::random;
 use crate::scope::Scopes;
-use crate::secret::{Token, Tsid};
+use crate::secret::Token;
 use crate::time::unix_now;
-use crate::upstream::{UpstreamStore, UpstreamToken};
+use crate::upstream::UpstreamStore;
 
 /// Longest `state` a client may send (echoed back in the redirect).
 const MAX_STATE_LENGTH: usize = 1024;
@@ -50,65 +54,6 @@ pub(super) struct CallbackParams {
     error: Option<String>,
 }
 
-/// An error page for the user (never a redirect).
-fn error_page(error: &OAuthError) -> Response {
-    (
-        error.status,
-        [(header::CACHE_CONTROL, "no-store")],
-        format!("{}: {}\n", error.error, error.description),
-    )
-        .into_response()
-}
-
-fn see_other(location: &str) -> Response {
-    (
-        StatusCode::SEE_OTHER,
-        [
-            (header::LOCATION, location),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-    )
-        .into_response()
-}
-
-/// Sends the user back to the client with `params` (plus `state` and `iss`, RFC 9207).
-fn back_to_client(
-    server: &AuthServer,
-    redirect_uri: &str,
-    client_state: Option<&str>,
-    params: &[(&str, &str)],
-) -> Response {
-    let Ok(mut url) = url::Url::parse(redirect_uri) else {
-        return error_page(&OAuthError::server_error());
-    };
-    {
-        let mut query = url.query_pairs_mut();
-        for (name, value) in params {
-            query.append_pair(name, value);
-        }
-        if let Some(state) = client_state {
-            query.append_pair("state", state);
-        }
-        query.append_pair("iss", &server.issuer);
-    }
-    see_other(url.as_str())
-}
-
-fn client_error(
-    server: &AuthServer,
-    redirect_uri: &str,
-    client_state: Option<&str>,
-    error: &str,
-    description: &str,
-) -> Response {
-    back_to_client(
-        server,
-        redirect_uri,
-        client_state,
-        &[("error", error), ("error_description", description)],
-    )
-}
-
 /// The server, its store and the parsed query.
 fn prologue<P>(
     state: &Handle,
@@ -122,6 +67,7 @@ fn prologue<P>(
 /// `GET /oauth/authorize`.
 pub(super) async fn authorize(
     AxumState(state): AxumState<Handle>,
+    headers: HeaderMap,
     params: Result<Query<AuthorizeParams>, QueryRejection>,
 ) -> Response {
     let (server, store, params) = match prologue(&state, params) {
@@ -143,10 +89,15 @@ pub(super) async fn authorize(
             ))
         }
     };
-    let client_state = params.state.as_deref();
-    let fail = |error: &str, description: &str| {
-        client_error(server, &redirect_uri, client_state, error, description)
+    let mut request = ClientLogin {
+        client_id: client.client_id,
+        redirect_uri,
+        code_challenge: String::new(),
+        client_state: params.state.clone(),
+        resource: String::new(),
+        scope: None,
     };
+    let fail = |error: &str, description: &str| client_error(server, &request, error, description);
     if params.response_type.as_deref() != Some("code") {
         return fail("unsupported_response_type", "response_type must be code");
     }
@@ -185,22 +136,50 @@ pub(super) async fn authorize(
         (None, _) => return fail("invalid_target", "resource is required"),
         (Some(_), _) => return fail("invalid_target", "resource is not an allowed audience"),
     };
-    let pending = PendingLogin {
-        client_id: client.client_id,
-        redirect_uri: redirect_uri.clone(),
-        code_challenge: challenge.to_owned(),
-        client_state: params.state.clone(),
-        resource,
-        scope: granted,
-        started_at: unix_now(),
-        leg: 0,
-        secrets: LegSecrets {
-            verifier: Token::new(""),
-            nonce: Token::new(""),
-        },
-        done: Vec::new(),
+    request.code_challenge = challenge.to_owned();
+    request.resource = resource;
+    request.scope = granted;
+    let session = match server.session(store, &headers).await {
+        Ok(session) => session,
+        Err(e) => return error_page(&e),
     };
-    start_leg(server, store, pending).await
+    let walk = match &session {
+        Some(session) => match server.missing(store, session).await {
+            Ok(walk) => walk,
+            Err(e) => return client_error(server, &request, e.error, &e.description),
+        },
+        None => server.required(),
+    };
+    let pending = PendingLogin::start(Some(request), None, session, walk);
+    next_leg(server, store, pending).await
+}
+
+/// The next leg of `pending`, or its end when every leg is done.
+pub(super) async fn next_leg(
+    server: &AuthServer,
+    store: &UpstreamStore,
+    pending: PendingLogin,
+) -> Response {
+    if pending.leg < pending.walk.len() {
+        start_leg(server, store, pending).await
+    } else {
+        complete::finish(server, store, pending).await
+    }
+}
+
+/// The provider of `pending`'s current leg.
+///
+/// # Errors
+/// `access_denied` when a reload removed it mid-login.
+fn leg_provider<'s>(
+    server: &'s AuthServer,
+    pending: &PendingLogin,
+) -> Result<&'s Arc<UpstreamProvider>, OAuthError> {
+    pending
+        .walk
+        .get(pending.leg)
+        .and_then(|p| server.provider(p))
+        .ok_or_else(|| OAuthError::access_denied("start the login again"))
 }
 
 /// Sends the user to the upstream of `pending.leg`, with fresh PKCE, `state` and `nonce`.
@@ -209,19 +188,15 @@ async fn start_leg(
     store: &UpstreamStore,
     mut pending: PendingLogin,
 ) -> Response {
-    let Some(provider) = server.providers.get(pending.leg) else {
-        return error_page(&OAuthError::server_error());
+    let provider = match leg_provider(server, &pending) {
+        Ok(provider) => provider.clone(),
+        Err(e) => return login_failed(server, &pending, &e),
     };
     let elapsed = Duration::from_secs(unix_now().saturating_sub(pending.started_at));
     let remaining = server.lifetimes.login.saturating_sub(elapsed);
     if remaining.is_zero() {
-        return client_error(
-            server,
-            &pending.redirect_uri,
-            pending.client_state.as_deref(),
-            "access_denied",
-            "the login took too long: start again",
-        );
+        let late = OAuthError::access_denied("the login took too long: start again");
+        return login_failed(server, &pending, &late);
     }
     let upstream_state = random::token(32);
     pending.secrets = LegSecrets {
@@ -240,26 +215,14 @@ async fn start_leg(
         Ok(url) => url,
         Err(e) => {
             tracing::warn!(error = %e, "login cannot start an upstream leg");
-            return client_error(
-                server,
-                &pending.redirect_uri,
-                pending.client_state.as_deref(),
-                "temporarily_unavailable",
-                "an upstream identity provider is unavailable",
-            );
+            return login_failed(server, &pending, &OAuthError::upstream_unavailable());
         }
     };
     if let Err(e) = Records(store.kv())
         .put(&keys::pending(&upstream_state), &pending, remaining)
         .await
     {
-        return client_error(
-            server,
-            &pending.redirect_uri,
-            pending.client_state.as_deref(),
-            e.error,
-            &e.description,
-        );
+        return login_failed(server, &pending, &e);
     }
     see_other(url.as_str())
 }
@@ -278,7 +241,7 @@ pub(super) async fn callback(
         return error_page(&OAuthError::invalid_request("state is missing"));
     };
     // Taken, not read: a replayed callback finds nothing.
-    let pending: PendingLogin = match Records(store.kv())
+    let mut pending: PendingLogin = match Records(store.kv())
         .take(&keys::pending(upstream_state))
         .await
     {
@@ -290,17 +253,12 @@ pub(super) async fn callback(
         }
         Err(e) => return error_page(&e),
     };
-    let Some(provider) = server.providers.get(pending.leg) else {
-        return error_page(&OAuthError::server_error());
+    let provider = match leg_provider(server, &pending) {
+        Ok(provider) => provider.clone(),
+        Err(e) => return login_failed(server, &pending, &e),
     };
-    let denied = |description: &str| {
-        client_error(
-            server,
-            &pending.redirect_uri,
-            pending.client_state.as_deref(),
-            "access_denied",
-            description,
-        )
+    let denied = |description: &'static str| {
+        login_failed(server, &pending, &OAuthError::access_denied(description))
     };
     if params.error.is_some() {
         tracing::debug!(provider = %provider.name(), "upstream returned an error at the callback");
@@ -321,13 +279,7 @@ pub(super) async fn callback(
         Ok(result) => result,
         Err(e @ IdpError::Unavailable { .. }) => {
             tracing::warn!(error = %e, "login failed at an upstream token endpoint");
-            return client_error(
-                server,
-                &pending.redirect_uri,
-                pending.client_state.as_deref(),
-                "temporarily_unavailable",
-                "an upstream identity provider is unavailable",
-            );
+            return login_failed(server, &pending, &OAuthError::upstream_unavailable());
         }
         Err(e) => {
             tracing::debug!(error = %e, "login refused at an upstream token endpoint");
@@ -335,12 +287,11 @@ pub(super) async fn callback(
         }
     };
     let now = unix_now();
-    let mut pending = pending;
-    if pending.leg == 0 {
-        // §10: the first upstream says who the user is, and so which scopes they may hold.
-        pending.scope = server.withhold(pending.scope.take(), user.as_ref());
+    let subject = user.as_ref().map(|u| u.subject.clone());
+    if pending.user.is_none() {
+        // §10: the first leg that names the user says which scopes they may hold.
+        pending.user = user.map(|u| (provider.name().to_string(), u));
     }
-    let subject = user.map(|u| u.subject);
     pending.done.push(LegTokens {
         provider: provider.name().to_string(),
         access_token: tokens.access_token,
@@ -350,78 +301,8 @@ pub(super) async fn callback(
         subject,
     });
     pending.leg += 1;
-    if pending.leg < server.providers.len() {
-        return start_leg(server, store, pending).await;
+    if let Err(e) = complete::same_user(&pending) {
+        return login_failed(server, &pending, &e);
     }
-    finish(server, store, pending).await
-}
-
-/// Every leg succeeded: store the upstream tokens under a new `tsid` and give the client its code.
-async fn finish(server: &AuthServer, store: &UpstreamStore, pending: PendingLogin) -> Response {
-    let fail = |e: OAuthError| {
-        client_error(
-            server,
-            &pending.redirect_uri,
-            pending.client_state.as_deref(),
-            e.error,
-            &e.description,
-        )
-    };
-    let tsid = Tsid::new(random::token(16));
-    for (i, leg) in pending.done.iter().enumerate() {
-        let record = UpstreamToken {
-            access_token: leg.access_token.clone(),
-            refresh_token: leg.refresh_token.clone(),
-            id_token: leg.id_token.clone(),
-            expires_at: leg.expires_at,
-            subject: leg.subject.clone(),
-            client_id: Some(pending.client_id.clone()),
-        };
-        if let Err(e) = store.put(&tsid, &leg.provider, &record).await {
-            for written in &pending.done[..i] {
-                let _ = store.delete(&tsid, &written.provider).await;
-            }
-            return fail(e.into());
-        }
-    }
-    let subject = pending
-        .done
-        .iter()
-        .find_map(|leg| leg.subject.clone())
-        .unwrap_or_else(|| format!("user-{}", random::token(12)));
-    let code = random::token(32);
-    let record = CodeRecord {
-        client_id: pending.client_id.clone(),
-        redirect_uri: pending.redirect_uri.clone(),
-        code_challenge: pending.code_challenge.clone(),
-        resource: pending.resource.clone(),
-        scope: pending.scope.clone(),
-        tsid: tsid.clone(),
-        subject,
-    };
-    if let Err(e) = Records(store.kv())
-        .put(
-            &keys::code(&random::digest(&code)),
-            &record,
-            server.lifetimes.code,
-        )
-        .await
-    {
-        for leg in &pending.done {
-            let _ = store.delete(&tsid, &leg.provider).await;
-        }
-        return fail(e);
-    }
-    tracing::info!(
-        client_id = %pending.client_id,
-        subject = %record.subject,
-        upstreams = pending.done.len(),
-        "login completed"
-    );
-    back_to_client(
-        server,
-        &pending.redirect_uri,
-        pending.client_state.as_deref(),
-        &[("code", &code)],
-    )
+    next_leg(server, store, pending).await
 }

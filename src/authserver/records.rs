@@ -9,8 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::OAuthError;
+use crate::oauth::provider::UpstreamUser;
 use crate::secret::{Token, Tsid};
 use crate::store::Store;
+use crate::upstream::connect::ConnectGrant;
 
 /// How long a registered client is kept.
 pub const CLIENT_TTL: Duration = Duration::from_secs(180 * 24 * 3600);
@@ -61,9 +63,9 @@ pub struct LegTokens {
     pub subject: Option<String>,
 }
 
-/// A login walking the upstream chain, stored under the current leg's `state`.
+/// What the MCP client asked for at `/oauth/authorize`, kept until its code is issued.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PendingLogin {
+pub struct ClientLogin {
     /// The MCP client.
     pub client_id: String,
     /// Where the client gets its code.
@@ -74,16 +76,73 @@ pub struct PendingLogin {
     pub client_state: Option<String>,
     /// The RFC 8707 resource: our token's audience.
     pub resource: String,
-    /// Requested scope, echoed into our token.
+    /// Granted scope, echoed into our token.
     pub scope: Option<String>,
+}
+
+/// A login walking upstream legs, stored under the current leg's `state`: for an MCP client
+/// (`client`), or for a connect page (`connect`, §11), or both never.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLogin {
+    /// The MCP client waiting for a code; `None` for a connect page.
+    pub client: Option<ClientLogin>,
+    /// The connect page this login serves.
+    pub connect: Option<ConnectGrant>,
+    /// The user, when their login session is known (an incremental login, §11).
+    pub session: Option<SessionRecord>,
+    /// The providers to walk, in order.
+    pub walk: Vec<String>,
     /// When the login started (unix seconds): `loginTimeoutSeconds` covers every leg.
     pub started_at: u64,
-    /// Index of the upstream being walked.
+    /// Index in `walk` of the upstream being walked.
     pub leg: usize,
     /// That leg's secrets.
     pub secrets: LegSecrets,
     /// Tokens of the legs done so far.
     pub done: Vec<LegTokens>,
+    /// Who the first leg that named a user says the user is (for `scopeGrants`), and at
+    /// which provider.
+    pub user: Option<(String, UpstreamUser)>,
+}
+
+impl PendingLogin {
+    /// A walk starting now, before its first leg.
+    pub fn start(
+        client: Option<ClientLogin>,
+        connect: Option<ConnectGrant>,
+        session: Option<SessionRecord>,
+        walk: Vec<String>,
+    ) -> Self {
+        Self {
+            client,
+            connect,
+            session,
+            walk,
+            started_at: crate::time::unix_now(),
+            leg: 0,
+            secrets: LegSecrets {
+                verifier: Token::new(""),
+                nonce: Token::new(""),
+            },
+            done: Vec::new(),
+            user: None,
+        }
+    }
+}
+
+/// A login session (§11): who the browser holding its cookie is. Stored under the cookie's
+/// digest, as long-lived as a refresh token, and dead with its token family.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Our `sub`.
+    pub subject: String,
+    /// The user's upstream-token records.
+    #[serde(with = "crate::secret::exposed")]
+    pub tsid: Tsid,
+    /// The token family of every code issued through this session.
+    pub family: String,
+    /// The provider whose ID token named the user, and what it said (for `scopeGrants`).
+    pub user: Option<(String, UpstreamUser)>,
 }
 
 /// An authorization code's grant, stored under the code's digest.
@@ -104,6 +163,8 @@ pub struct CodeRecord {
     pub tsid: Tsid,
     /// Our `sub`.
     pub subject: String,
+    /// The token family it starts (its login session's).
+    pub family: String,
 }
 
 /// A refresh token's grant, stored under the token's digest.
@@ -149,6 +210,14 @@ pub mod keys {
     /// A rotated refresh token → its family.
     pub fn refresh_used(digest: &str) -> String {
         format!("as:rt-used:{digest}")
+    }
+    /// A login session, by its cookie's digest.
+    pub fn session(digest: &str) -> String {
+        format!("as:session:{digest}")
+    }
+    /// Which of our users an upstream account (provider, digest of its subject) belongs to.
+    pub fn link(provider: &str, subject: &str) -> String {
+        format!("as:link:{provider}:{}", crate::random::digest(subject))
     }
     /// A revoked token family.
     pub fn family_revoked(family: &str) -> String {

@@ -146,7 +146,7 @@ pub(super) async fn token(
     ))
 }
 
-/// The grant of a valid code, in a new token family.
+/// The grant of a valid code, in its login session's token family.
 async fn redeem_code(
     server: &AuthServer,
     store: &UpstreamStore,
@@ -168,7 +168,9 @@ async fn redeem_code(
         "authorization code",
     )
     .await?;
-    let family = random::token(16);
+    // §11: every code of a login session is in the session's family, so a reuse anywhere in
+    // it also ends the session.
+    let family = grant.family.clone();
     records
         .put(
             &keys::code_used(&digest),
@@ -196,6 +198,13 @@ async fn redeem_code(
         return Err(OAuthError::invalid_grant(
             "code_verifier does not match the code_challenge",
         ));
+    }
+    if records
+        .get::<bool>(&keys::family_revoked(&family))
+        .await?
+        .is_some()
+    {
+        return Err(OAuthError::invalid_grant("the login session was revoked"));
     }
     Ok(RefreshRecord {
         client_id: grant.client_id,

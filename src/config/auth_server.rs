@@ -51,6 +51,9 @@ pub struct AuthServerConfig {
     pub login_timeout_seconds: u64,
 }
 
+fn default_required() -> bool {
+    true
+}
 fn default_access_token_lifetime() -> u64 {
     3600
 }
@@ -108,6 +111,10 @@ pub struct UpstreamConfig {
     /// `oauth2` or `oidc`.
     #[serde(rename = "type")]
     pub kind: UpstreamType,
+    /// Whether a first login walks it (default `true`); an optional one is connected when a
+    /// backend needs it (DESIGN.md §11).
+    #[serde(default = "default_required")]
+    pub required: bool,
     /// Endpoints for `oauth2`.
     #[serde(default)]
     pub oauth2: Option<OAuth2UpstreamConfig>,

@@ -108,6 +108,8 @@ pub struct UpstreamSpec {
     pub client_secret: Option<Token>,
     /// Scopes requested at login, as configured.
     pub scopes: Vec<String>,
+    /// Whether a first login walks it (§11).
+    pub required: bool,
     /// Where its endpoints come from.
     pub endpoints: UpstreamEndpoints,
 }

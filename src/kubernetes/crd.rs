@@ -208,6 +208,10 @@ pub struct UpstreamSpec {
     /// Protocol.
     #[serde(rename = "type")]
     pub kind: UpstreamKind,
+    /// Whether a first login walks it (default true); an optional one is connected when a
+    /// backend needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
     /// For `oauth2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<OAuth2UpstreamSpec>,

@@ -70,6 +70,7 @@ pub struct UpstreamProvider {
     client_auth: Option<Token>,
     scopes: Vec<String>,
     kind: UpstreamType,
+    required: bool,
     configured: Option<(url::Url, url::Url)>,
     issuer_url: Option<String>,
     discovered: Mutex<Option<Arc<Endpoints>>>,
@@ -118,13 +119,20 @@ struct IdTokenClaims {
     rest: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Who an upstream login was, from its verified ID token.
-#[derive(Debug, Clone)]
+/// Who an upstream login was, from its verified ID token. Kept with the login session so that
+/// a later login of the same user is judged by the same `scopeGrants` rules.
+#[derive(Clone, serde::Serialize, Deserialize)]
 pub struct UpstreamUser {
     /// The ID token's `sub`.
     pub subject: String,
     /// Its other claims (what `scopeGrants` claim rules read; never logged).
     pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for UpstreamUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamUser").finish_non_exhaustive()
+    }
 }
 
 impl UpstreamProvider {
@@ -160,6 +168,7 @@ impl UpstreamProvider {
             client_id: spec.client_id.clone(),
             scopes,
             kind,
+            required: spec.required,
             configured,
             issuer_url,
             discovered: Mutex::new(None),
@@ -171,6 +180,11 @@ impl UpstreamProvider {
     /// The provider's name.
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// Whether a first login walks it (DESIGN.md §11).
+    pub fn required(&self) -> bool {
+        self.required
     }
 
     fn unavailable(&self, reason: &'static str) -> IdpError {
@@ -457,6 +471,7 @@ mod tests {
             client_id: "c".to_owned(),
             client_secret: None,
             scopes: Vec::new(),
+            required: true,
             endpoints: UpstreamEndpoints::Oidc { issuer },
         };
         UpstreamProvider::new(

@@ -32,6 +32,17 @@ pub enum CheckError {
     /// than passed on).
     #[error("refusing to emit an invalid header value")]
     InvalidHeaderValue,
+    /// §11: the caller has no usable token for `provider` and the client can show a URL: the
+    /// answer is a URL-mode elicitation of the connect page, as the request's JSON-RPC result.
+    #[error("provider {provider:?} must be connected")]
+    ConnectProvider {
+        /// The provider to connect.
+        provider: Arc<str>,
+        /// The connect page, with its single-use id.
+        url: String,
+        /// The JSON text of the request's id, echoed.
+        request_id: String,
+    },
 }
 
 /// The gRPC status of a denial. Only 16 and 7 are denials to Envoy; 14 is an error, which with
@@ -206,6 +217,36 @@ impl Denial {
         }
     }
 
+    /// The spec's `InputRequiredResult` with one URL-mode elicitation (no `requestState`), as
+    /// an HTTP 200 JSON-RPC response; Envoy still stops the request (gRPC 7).
+    fn elicitation(provider: &str, url: &str, request_id: &str) -> Self {
+        let id: serde_json::Value = serde_json::from_str(request_id).unwrap_or_default();
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "result": {
+                "resultType": "input_required",
+                "inputRequests": {
+                    "connect": {
+                        "method": "elicitation/create",
+                        "params": {
+                            "mode": "url",
+                            "message": format!("Connect your {provider} account to continue: open the link, sign in, then return here."),
+                            "url": url,
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            grpc: GrpcCode::PermissionDenied,
+            http_status: 200,
+            www_authenticate: None,
+            body: body.to_string(),
+            reason: "connect_provider",
+        }
+    }
+
     fn reauthenticate(
         challenge: &Challenge,
         scope: Option<&str>,
@@ -232,6 +273,11 @@ impl Denial {
                 Self::permission_denied("tool_header_mismatch", "tool_header_mismatch")
             }
             CheckError::InvalidHeaderValue => Self::unavailable("invalid_header_value"),
+            CheckError::ConnectProvider {
+                provider,
+                url,
+                request_id,
+            } => Self::elicitation(provider, url, request_id),
             CheckError::Strategy(e) => match e {
                 StrategyError::Upstream(e) => Self::from_upstream(e, challenge, scope),
                 StrategyError::NoIdentity(_) => Self::unavailable("no_identity"),

@@ -130,7 +130,7 @@ fn parse(body: &[u8]) -> Result<Vec<Message<'_>>, McpError> {
 
 /// Whether `version` (`YYYY-MM-DD`) is one whose servers validate the mirrored headers. A value
 /// of another shape is treated as old: then the body decides.
-fn validates_headers(version: &str) -> bool {
+pub(super) fn validates_headers(version: &str) -> bool {
     let b = version.as_bytes();
     let shape = b.len() == 10
         && b.iter().enumerate().all(|(i, c)| match i {

@@ -16,6 +16,8 @@ pub struct Browser {
     http: reqwest::Client,
     cookies: BTreeMap<String, String>,
     pub login: String,
+    /// Every `Set-Cookie` value received, in order.
+    pub set_cookies: Vec<String>,
 }
 
 impl Browser {
@@ -28,7 +30,18 @@ impl Browser {
                 .unwrap(),
             cookies: BTreeMap::new(),
             login: login.to_owned(),
+            set_cookies: Vec::new(),
         }
+    }
+
+    /// Sets cookie `name` (as if the server had), e.g. to forge one.
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
+    }
+
+    /// The value of cookie `name`, if the browser holds one.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
     }
 
     fn cookie_header(&self) -> String {
@@ -47,6 +60,7 @@ impl Browser {
         };
         let response = request.send().await.unwrap();
         for value in response.headers().get_all("set-cookie") {
+            self.set_cookies.push(value.to_str().unwrap().to_owned());
             let pair = value.to_str().unwrap().split(';').next().unwrap();
             if let Some((name, value)) = pair.split_once('=') {
                 if value.is_empty() {

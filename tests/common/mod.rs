@@ -13,6 +13,7 @@ pub mod browser;
 pub mod envoy;
 pub mod fake_sts;
 pub mod https_documents;
+pub mod login_setup;
 pub mod oauth_server;
 pub mod redis_server;
 

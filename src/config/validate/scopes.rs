@@ -100,11 +100,12 @@ fn grants(
     if server.scope_grants.is_empty() {
         return Vec::new();
     }
-    if server.upstreams.first().map(|u| u.kind) != Some(UpstreamType::Oidc) {
+    let first_required = server.upstreams.iter().find(|u| u.required);
+    if first_required.map(|u| u.kind) != Some(UpstreamType::Oidc) {
         v.error(
             "V-16",
             "authServer.scopeGrants",
-            "scopeGrants needs the first upstream to be oidc: its ID token says who the user is",
+            "scopeGrants needs the first required upstream to be oidc: its ID token says who the user is",
         );
     }
     let mut out = Vec::new();

@@ -159,6 +159,13 @@ pub(super) fn auth_server(
             "auth server requires at least one upstream",
         );
     }
+    if !server.upstreams.is_empty() && !server.upstreams.iter().any(|u| u.required) {
+        v.error(
+            "V-18",
+            "authServer.upstreams",
+            "at least one upstream must be required: a first login walks the required upstreams, and the first of them says who the user is",
+        );
+    }
     let mut seen: Vec<&str> = Vec::new();
     let mut upstreams = Vec::new();
     for (i, upstream) in server.upstreams.iter().enumerate() {
@@ -324,6 +331,7 @@ fn upstream_fields(
         client_id: client_id.clone(),
         client_secret,
         scopes: scopes.clone(),
+        required: upstream.required,
         endpoints,
     })
 }

@@ -148,5 +148,9 @@ fn upstream(u: &UpstreamSpec, secrets: &mut Secrets) -> Result<Value, String> {
         UpstreamKind::Oauth2 => "oauth2",
         UpstreamKind::Oidc => "oidc",
     };
-    Ok(json!({ "name": u.name, "type": kind, section: body }))
+    let mut out = json!({ "name": u.name, "type": kind, section: body });
+    if let Some(required) = u.required {
+        out["required"] = required.into();
+    }
+    Ok(out)
 }
