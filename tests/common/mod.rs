@@ -14,6 +14,7 @@ pub mod envoy;
 pub mod fake_sts;
 pub mod https_documents;
 pub mod login_setup;
+pub mod mcp_sdk;
 pub mod oauth_server;
 pub mod redis_server;
 

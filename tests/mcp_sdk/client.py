@@ -14,13 +14,14 @@ callback handler returns its `code`, `state` and `iss`.
     python client.py URL --user alice [--calls '[{"name":"whoami"},{"name":"admin_reset"}]']
         [--scope S] [--client-metadata-url https://...] [--protocol-version auto|legacy|V]
         [--redirect-uri http://127.0.0.1:PORT/callback] [--skip-resource-check] [--timeout 60]
+        [--elicitation none|url]
     python client.py --print-client-metadata-document --client-metadata-url U --redirect-uri R
 
 stdout carries exactly one line, a JSON object (everything else goes to stderr):
 
     {"url", "ok", "error", "protocol_version", "calls": [...], "exchanges": [...],
      "authorization_requests": [...], "registrations": [...], "registered": bool,
-     "tokens": [...], "browser": [...]}
+     "tokens": [...], "browser": [...], "elicitations": [...]}
 
 - calls: per call, {"name", "ok", "text", "is_error", "error": {"type", "message"}}; calls not
   reached because an earlier failure ended the session have "error": {"type": "NotRun"}.
@@ -33,6 +34,8 @@ stdout carries exactly one line, a JSON object (everything else goes to stderr):
   (scope, prompt, resource, client_id, redirect_uri, response_type, code_challenge_method), and
   how the walk ended (the callback's error or "code").
 - registrations: the JSON body of each dynamic registration request and its status.
+- elicitations: with --elicitation url, each URL-mode elicitation the server sent: its URL less
+  the last path segment (the single-use id), its message, and the page the browser ended on.
 
 No token, code or secret appears in the output, except the `whoami` result text.
 Exit status: 0 when every call succeeded (no exception, isError false), 1 otherwise, 2 on bad usage.
@@ -41,6 +44,8 @@ Exit status: 0 when every call succeeded (no exception, isError false), 1 otherw
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import socket
 import sys
@@ -99,6 +104,19 @@ class Secrets:
         return value
 
 
+def jwt_identity(jwt: str) -> dict[str, Any]:
+    """The `sub` of an access token that is a JWT, and a fingerprint of its `tsid` (a secret:
+    only its SHA-256 prefix), so that a report can show two logins are one user's."""
+    try:
+        payload = jwt.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return {}
+    tsid = claims.get("tsid")
+    fingerprint = hashlib.sha256(tsid.encode()).hexdigest()[:16] if isinstance(tsid, str) else None
+    return {"sub": claims.get("sub"), "tsid_sha256_16": fingerprint}
+
+
 class MemoryStorage:
     """The SDK's TokenStorage protocol, in memory (one run = one client)."""
 
@@ -119,6 +137,7 @@ class MemoryStorage:
                 "scope": tokens.scope,
                 "expires_in": tokens.expires_in,
                 "has_refresh_token": tokens.refresh_token is not None,
+                **jwt_identity(tokens.access_token),
             }
         )
         self.tokens = tokens
@@ -174,11 +193,19 @@ class Browser:
         )
         return response.status_code, location, body
 
-    async def walk(self, url: str, stop_at: str) -> str:
+    async def open_page(self, url: str) -> tuple[int, str]:
+        """Opens `url` as a user would (following redirects, logging in at every login form)
+        and returns the page it ends on: its status and text."""
+        page: list[tuple[int, str]] = []
+        await self.walk(url, stop_at=None, page=page)
+        return page[0]
+
+    async def walk(self, url: str, stop_at: str | None, page: list[tuple[int, str]] | None = None) -> str:
         """Follows redirects from `url`, logging in at every login form, until a redirect
-        leaves for a URL starting with `stop_at`, which is returned."""
+        leaves for a URL starting with `stop_at`, which is returned (with `page`: until a page
+        that is neither, which is appended to `page`)."""
         for _ in range(30):
-            if url.startswith(stop_at):
+            if stop_at is not None and url.startswith(stop_at):
                 return url
             status, location, body = await self._send("GET", url)
             if location is not None and status in _REDIRECT_STATUSES:
@@ -203,6 +230,9 @@ class Browser:
                 if next_url is None:
                     raise RuntimeError(f"the consent form at {strip_query(target)} did not redirect")
                 url = next_url
+            elif page is not None:
+                page.append((status, body))
+                return url
             else:
                 snippet = " ".join(body.split())[:300]
                 raise RuntimeError(f"login walk stopped at {strip_query(url)}: HTTP {status}: {snippet}")
@@ -260,6 +290,7 @@ class Run:
         self.tokens: list[dict[str, Any]] = []
         self.browser_hops: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
+        self.elicitations: list[dict[str, Any]] = []
         self.protocol_version: str | None = None
         self.error: dict[str, Any] | None = None
         self._pending: dict[int, dict[str, Any]] = {}
@@ -418,6 +449,27 @@ class Run:
             validate_resource_url=accept_any_resource if self.args.skip_resource_check else None,
         )
 
+    async def elicitation_callback(self, _context: Any, params: Any) -> Any:
+        """URL mode (--elicitation url): the user opens the URL in the same browser that logged
+        in (its cookies, so its login session) and accepts; anything else is refused."""
+        url = getattr(params, "url", None)
+        if getattr(params, "mode", None) != "url" or not isinstance(url, str):
+            self.elicitations.append({"mode": getattr(params, "mode", None), "handled": False})
+            return types.ErrorData(code=types.INVALID_REQUEST, message="only URL-mode elicitation is handled")
+        # The last path segment of a connect URL is a single-use id: a secret of the flow.
+        self.secrets.add(urlsplit(url).path.rsplit("/", 1)[-1])
+        status, page = await self.browser.open_page(url)
+        self.elicitations.append(
+            {
+                "mode": "url",
+                "url": strip_query(url).rsplit("/", 1)[0] + "/",
+                "message": params.message,
+                "page_status": status,
+                "page": " ".join(page.split())[:200],
+            }
+        )
+        return types.ElicitResult(action="accept" if status == 200 else "decline")
+
     async def run_calls(self, call_tool: Any, list_tools: Any) -> None:
         for call in self.calls:
             try:
@@ -459,7 +511,12 @@ class Run:
                 await self.run_calls(session.call_tool, session.list_tools)
             return
         mode = {"auto": "auto", "legacy": "legacy"}.get(version, version)
-        async with Client(transport, mode=mode, client_info=types.Implementation(name="mcp-authz-tests", version="1")) as client:
+        callbacks: dict[str, Any] = {}
+        if self.args.elicitation == "url":
+            callbacks["elicitation_callback"] = self.elicitation_callback
+        async with Client(
+            transport, mode=mode, client_info=types.Implementation(name="mcp-authz-tests", version="1"), **callbacks
+        ) as client:
             self.protocol_version = client.protocol_version
             await self.run_calls(client.call_tool, client.list_tools)
 
@@ -518,6 +575,7 @@ class Run:
             "registered": bool(self.registrations),
             "tokens": self.tokens,
             "browser": self.browser_hops,
+            "elicitations": self.elicitations,
         }
         return {k: (v if k == "calls" else self.secrets.redact(v)) for k, v in out.items()}
 
@@ -544,6 +602,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--client-name", default="mcp-authz SDK test client")
     parser.add_argument("--skip-resource-check", action="store_true", help="accept any PRM `resource`")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole session")
+    parser.add_argument(
+        "--elicitation",
+        choices=("none", "url"),
+        default="none",
+        help="url: declare URL-mode elicitation and open each URL in the login browser, then accept",
+    )
     parser.add_argument(
         "--print-client-metadata-document",
         action="store_true",
