@@ -36,6 +36,7 @@ use crate::config::spec::ScopeGrant;
 use crate::config::AuthServerConfig;
 use crate::oauth::provider::{UpstreamProvider, UpstreamUser};
 use crate::scope::Scopes;
+use crate::telemetry::metrics::LoginMetrics;
 use crate::upstream::connect::ConnectSettings;
 use crate::upstream::UpstreamStore;
 
@@ -72,6 +73,7 @@ pub struct AuthServer {
     store: Arc<UpstreamStore>,
     /// Whether the session cookie is `Secure` (§11: unless the issuer is http on loopback).
     secure_cookies: bool,
+    metrics: LoginMetrics,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -121,7 +123,15 @@ impl AuthServer {
             },
             store,
             secure_cookies: session::secure(&config.issuer),
+            metrics: LoginMetrics::default(),
         })
+    }
+
+    /// The server, counting its logins in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: LoginMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// `{issuer}{path}`: the public URL of one of our endpoints.

@@ -193,6 +193,16 @@ async fn a_first_login_walks_only_the_required_upstream_and_the_next_only_what_a
     assert!(location.query().unwrap().contains("code="), "{location}");
     assert_eq!(grants(setup.idp("okta")).await, (1, 0));
     assert_eq!(grants(setup.idp("github")).await, (1, 0));
+    let metrics = setup.server.metrics().await;
+    for line in [
+        "mcp_authz_logins_total{flow=\"first\",result=\"completed\"} 1",
+        "mcp_authz_logins_total{flow=\"incremental\",result=\"completed\"} 2",
+        "mcp_authz_login_legs_total{provider=\"okta\",flow=\"first\"} 1",
+        "mcp_authz_login_legs_total{provider=\"github\",flow=\"incremental\"} 1",
+        "mcp_authz_login_sessions_created_total 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
     logs().assert_never_logged(&[&tsid, alice.browser.cookie(SESSION_COOKIE).unwrap()]);
     setup.server.stop().await;
 }
@@ -307,6 +317,11 @@ async fn connect_pages_refuse_other_users_and_forged_sessions_and_store_nothing(
     assert_eq!(status, 403, "{body}");
     assert_eq!(grants(setup.idp("github")).await, (0, 0));
     assert_eq!(setup.memory_records(), records, "nothing stored");
+    let metrics = setup.server.metrics().await;
+    assert!(
+        metrics.contains("mcp_authz_logins_total{flow=\"connect\",result=\"refused\"} 2"),
+        "{metrics}"
+    );
 
     // Without a session, alice herself signs in first, then connects.
     let url = connect_url(

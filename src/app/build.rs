@@ -258,7 +258,8 @@ pub async fn build(
                 documents,
                 store.clone(),
             )
-            .map_err(|m| resource_error("authServer", m))?;
+            .map_err(|m| resource_error("authServer", m))?
+            .with_metrics(metrics.login());
             (Some(Arc::new(auth_server)), Some(refresher))
         }
         _ => (None, None),

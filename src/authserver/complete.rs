@@ -149,7 +149,15 @@ pub(super) async fn finish(
     store: &UpstreamStore,
     pending: PendingLogin,
 ) -> Response {
-    let fail = |e: OAuthError| login_failed(server, &pending, &e);
+    let fail = |e: OAuthError| {
+        let result = if e.status.is_server_error() {
+            "unavailable"
+        } else {
+            "refused"
+        };
+        server.metrics.login(pending.flow(), result);
+        login_failed(server, &pending, &e)
+    };
     let (subject, tsid, family) = match identify(&pending) {
         Ok(who) => who,
         Err(e) => return fail(e),
@@ -165,7 +173,10 @@ pub(super) async fn finish(
             user: pending.user.clone(),
         };
         match server.create_session(store, &session).await {
-            Ok(cookie) => Some(cookie),
+            Ok(cookie) => {
+                server.metrics.session_created();
+                Some(cookie)
+            }
             Err(e) => return fail(e),
         }
     } else {
@@ -174,6 +185,7 @@ pub(super) async fn finish(
     let Some(client) = &pending.client else {
         let provider = pending.connect.as_ref().map_or("", |g| g.provider.as_str());
         tracing::info!(provider, legs = pending.done.len(), "provider connected");
+        server.metrics.login(pending.flow(), "completed");
         let text = format!(
             "{provider} is connected. You can close this page and return to your MCP client.\n"
         );
@@ -200,6 +212,7 @@ pub(super) async fn finish(
     {
         return fail(e);
     }
+    server.metrics.login(pending.flow(), "completed");
     tracing::info!(
         client_id = %client.client_id,
         legs = pending.done.len(),

@@ -45,7 +45,10 @@ pub(super) async fn connect(
     }
     let grant = match store.take_connect(&id).await {
         Ok(Some(grant)) => grant,
-        Ok(None) => return error_page(&gone()),
+        Ok(None) => {
+            server.metrics.login("connect", "expired");
+            return error_page(&gone());
+        }
         Err(e) => return error_page(&e.into()),
     };
     if server.provider(&grant.provider).is_none() {
@@ -58,6 +61,7 @@ pub(super) async fn connect(
     let walk = match &session {
         Some(session) if session.subject != grant.subject => {
             tracing::info!(provider = %grant.provider, "refused a connect link opened by another user");
+            server.metrics.login("connect", "refused");
             return error_page(&OAuthError::access_denied(
                 "this link was made for another user: sign in as that user, or return to your MCP client",
             ));

@@ -301,7 +301,9 @@ pub(super) async fn callback(
         subject,
     });
     pending.leg += 1;
+    server.metrics.leg(provider.name(), pending.flow());
     if let Err(e) = complete::same_user(&pending) {
+        server.metrics.login(pending.flow(), "refused");
         return login_failed(server, &pending, &e);
     }
     next_leg(server, store, pending).await

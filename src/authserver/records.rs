@@ -106,6 +106,15 @@ pub struct PendingLogin {
 }
 
 impl PendingLogin {
+    /// The flow, for metrics: `connect`, `incremental` (a login session) or `first`.
+    pub fn flow(&self) -> &'static str {
+        match (&self.connect, &self.session) {
+            (Some(_), _) => "connect",
+            (None, Some(_)) => "incremental",
+            (None, None) => "first",
+        }
+    }
+
     /// A walk starting now, before its first leg.
     pub fn start(
         client: Option<ClientLogin>,

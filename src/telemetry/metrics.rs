@@ -93,6 +93,53 @@ impl RefreshMetrics {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LoginLabels {
+    flow: &'static str,
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LegLabels {
+    provider: Name,
+    flow: &'static str,
+}
+
+/// The authorization server's logins (DESIGN.md §11), by flow: `first` (no login session),
+/// `incremental` (a session: only what is missing) or `connect` (a connect page).
+#[derive(Debug, Clone, Default)]
+pub struct LoginMetrics {
+    logins: Family<LoginLabels, Counter>,
+    legs: Family<LegLabels, Counter>,
+    sessions: Counter,
+}
+
+impl LoginMetrics {
+    /// Counts one walk's end: `completed`, `refused` (another user's page or account),
+    /// `expired` (a connect link already used or too old) or `unavailable` (the store or a
+    /// provider failed).
+    pub fn login(&self, flow: &'static str, result: &'static str) {
+        self.logins
+            .get_or_create(&LoginLabels { flow, result })
+            .inc();
+    }
+
+    /// Counts one upstream leg a user completed.
+    pub fn leg(&self, provider: &Arc<str>, flow: &'static str) {
+        self.legs
+            .get_or_create(&LegLabels {
+                provider: Name(provider.clone()),
+                flow,
+            })
+            .inc();
+    }
+
+    /// Counts one login session created.
+    pub fn session_created(&self) {
+        self.sessions.inc();
+    }
+}
+
 /// Handles for the token-exchange metrics, shared with the strategy.
 #[derive(Debug, Clone)]
 pub struct ExchangeMetrics {
@@ -126,6 +173,7 @@ pub struct Metrics {
     identity_cache: Family<CacheLabels, Counter>,
     exchange: ExchangeMetrics,
     refresh: RefreshMetrics,
+    login: LoginMetrics,
     /// Audit events dropped because the writer fell behind.
     pub audit_dropped: Counter,
     /// Successful config reloads.
@@ -183,6 +231,22 @@ impl Metrics {
             "Refreshes of expired upstream tokens in the Check path, by provider and result",
             refresh.0.clone(),
         );
+        let login = LoginMetrics::default();
+        registry.register(
+            "logins",
+            "Logins at the authorization server by flow (first, incremental, connect) and result",
+            login.logins.clone(),
+        );
+        registry.register(
+            "login_legs",
+            "Upstream legs users completed, by provider and flow",
+            login.legs.clone(),
+        );
+        registry.register(
+            "login_sessions_created",
+            "Login sessions (browser cookies) created",
+            login.sessions.clone(),
+        );
         let audit_dropped = Counter::default();
         registry.register(
             "audit_events_dropped",
@@ -208,6 +272,7 @@ impl Metrics {
             identity_cache,
             exchange,
             refresh,
+            login,
             audit_dropped,
             reloads,
             reload_failures,
@@ -223,6 +288,11 @@ impl Metrics {
     /// Handles for the upstream refresher.
     pub fn refresh(&self) -> RefreshMetrics {
         self.refresh.clone()
+    }
+
+    /// Handles for the authorization server.
+    pub fn login(&self) -> LoginMetrics {
+        self.login.clone()
     }
 
     /// Records one lookup in the verified-token cache.
