@@ -72,7 +72,6 @@ impl State {
         env: &dyn Environment,
     ) -> Result<(Arc<Self>, Vec<Violation>), ConfigError> {
         let metrics = Metrics::new();
-        let (runtime, warnings) = build::build(config.clone(), env, &metrics, None).await?;
         let audit =
             Audit::start(&config.server.audit, metrics.audit_dropped.clone()).map_err(|e| {
                 ConfigError::Resource {
@@ -80,6 +79,8 @@ impl State {
                     message: e.to_string(),
                 }
             })?;
+        let handle = audit.as_ref().map(Audit::handle);
+        let (runtime, warnings) = build::build(config.clone(), env, &metrics, handle, None).await?;
         let state = Arc::new(Self {
             runtime: ArcSwap::from_pointee(runtime),
             metrics,
@@ -129,7 +130,9 @@ impl State {
                     .to_owned(),
             });
         }
-        let (runtime, warnings) = build::build(config, env, &self.metrics, Some(&current)).await?;
+        let handle = self.audit.as_ref().map(Audit::handle);
+        let (runtime, warnings) =
+            build::build(config, env, &self.metrics, handle, Some(&current)).await?;
         drop(current);
         let old = self.runtime.swap(Arc::new(runtime));
         // Freeing a large configuration takes time too: not on a Check's worker (unless a Check

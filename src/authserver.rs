@@ -36,6 +36,7 @@ use crate::config::spec::ScopeGrant;
 use crate::config::AuthServerConfig;
 use crate::oauth::provider::{UpstreamProvider, UpstreamUser};
 use crate::scope::Scopes;
+use crate::telemetry::audit::{now_ms, AuditHandle, LoginEvent};
 use crate::telemetry::metrics::LoginMetrics;
 use crate::upstream::connect::ConnectSettings;
 use crate::upstream::UpstreamStore;
@@ -74,6 +75,7 @@ pub struct AuthServer {
     /// Whether the session cookie is `Secure` (§11: unless the issuer is http on loopback).
     secure_cookies: bool,
     metrics: LoginMetrics,
+    audit: Option<AuditHandle>,
 }
 
 impl std::fmt::Debug for AuthServer {
@@ -124,14 +126,41 @@ impl AuthServer {
             store,
             secure_cookies: session::secure(&config.issuer),
             metrics: LoginMetrics::default(),
+            audit: None,
         })
     }
 
-    /// The server, counting its logins in `metrics`.
+    /// The server, counting its logins in `metrics` and writing them to `audit`.
     #[must_use]
-    pub fn with_metrics(mut self, metrics: LoginMetrics) -> Self {
+    pub fn with_metrics(mut self, metrics: LoginMetrics, audit: Option<AuditHandle>) -> Self {
         self.metrics = metrics;
+        self.audit = audit;
         self
+    }
+
+    /// Counts and audits how a walk (or a connect page, `flow` `connect`) ended.
+    fn ended(
+        &self,
+        flow: &'static str,
+        result: &'static str,
+        pending: Option<&records::PendingLogin>,
+        subject: Option<&str>,
+        session_created: bool,
+    ) {
+        self.metrics.login(flow, result);
+        if let Some(audit) = &self.audit {
+            audit.record_login(LoginEvent {
+                ts_ms: now_ms(),
+                event: "login",
+                flow,
+                result,
+                providers: pending.map_or_else(Vec::new, |p| {
+                    p.done.iter().map(|l| l.provider.clone()).collect()
+                }),
+                subject: subject.map(str::to_owned),
+                session_created,
+            });
+        }
     }
 
     /// `{issuer}{path}`: the public URL of one of our endpoints.

@@ -287,7 +287,16 @@ async fn url_elicitation_sends_the_user_to_a_single_use_connect_page_and_the_ret
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_pages_refuse_other_users_and_forged_sessions_and_store_nothing() {
-    let setup = Setup::start(&["okta", "github?"], 3600, "{ type: memory }", "").await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let setup = Setup::start_audited(
+        &["okta", "github?"],
+        3600,
+        "{ type: memory }",
+        "",
+        Some(&audit),
+    )
+    .await;
     let mut alice = User::new(&setup, "alice").await;
     let mut bob = User::new(&setup, "bob").await;
     let auth = bearer(&alice.authorize(&setup).await);

@@ -28,14 +28,18 @@ struct Stack {
 
 /// mcp-authz with okta (required) and github (optional) as upstreams; the SDK's MCP server
 /// behind Envoy's `/tools/` route (whose body Envoy sends) receives the user's github token.
-async fn stack() -> Stack {
+/// With `expiring`, github's access and refresh tokens live that many seconds.
+async fn stack(expiring: Option<u64>) -> Stack {
     logs();
     let key = TestKey::new();
     let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", http.local_addr().unwrap());
     let callback = format!("{issuer}/oauth/callback");
     let okta = OAuthServer::identity_provider(&callback, 3600);
-    let github = OAuthServer::identity_provider(&callback, 3600);
+    let github = match expiring {
+        Some(ttl) => OAuthServer::identity_provider_expiring(&callback, ttl, ttl),
+        None => OAuthServer::identity_provider(&callback, 3600),
+    };
     let listen = free_port();
     let url = format!("http://127.0.0.1:{listen}/tools/mcp");
     let upstream = |name: &str, base: &str, required: bool| {
@@ -94,7 +98,6 @@ async fn assert_sees_alices_github_token(stack: &Stack, report: &Value) {
     let introspection = stack.github.introspect(token).await;
     assert_eq!(introspection["active"], true, "{report}");
     assert_eq!(introspection["sub"], "alice");
-    assert_eq!(stack.mcp.calls_of("whoami").len(), 1, "one call reached it");
 }
 
 /// The same user and login session in every token the SDK stored.
@@ -109,7 +112,7 @@ fn assert_one_identity(report: &Value) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_url_elicitation_the_sdk_logs_in_again_and_walks_only_the_missing_provider() {
-    let stack = stack().await;
+    let stack = stack(None).await;
     let calls = serde_json::json!([{ "name": "whoami" }, { "name": "whoami" }]);
     let mut report = client(
         &stack.url,
@@ -140,13 +143,14 @@ async fn without_url_elicitation_the_sdk_logs_in_again_and_walks_only_the_missin
     assert_eq!(unauthorized_with_token, 2, "{report}");
     assert_one_identity(&report);
     assert_sees_alices_github_token(&stack, &report).await;
+    assert_eq!(stack.mcp.calls_of("whoami").len(), 1, "one call reached it");
     assert!(report["elicitations"].as_array().unwrap().is_empty());
     stack.server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_url_elicitation_the_sdk_opens_the_connect_page_and_its_retry_succeeds() {
-    let stack = stack().await;
+    let stack = stack(None).await;
     let calls = serde_json::json!([{ "name": "whoami" }]);
     let report = client(
         &stack.url,
@@ -187,6 +191,55 @@ async fn with_url_elicitation_the_sdk_opens_the_connect_page_and_its_retry_succe
     assert!(!mcp.contains(&401), "{report}");
     assert_one_identity(&report);
     assert_sees_alices_github_token(&stack, &report).await;
+    assert_eq!(stack.mcp.calls_of("whoami").len(), 1, "one call reached it");
+    stack.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_optional_provider_refuses_a_refresh_the_sdk_walks_only_its_leg_again() {
+    // github's tokens (access and refresh) live 2 s; the third call comes after they died.
+    let stack = stack(Some(2)).await;
+    let calls = serde_json::json!([
+        { "name": "whoami" },
+        { "name": "whoami" },
+        { "sleep": 3 },
+        { "name": "whoami" },
+    ]);
+    let report = client(
+        &stack.url,
+        "alice",
+        calls,
+        &["--protocol-version", "2026-07-28"],
+    )
+    .await;
+    assert_eq!(report["calls"][1]["ok"], true, "{report}");
+    assert_eq!(report["calls"][3]["ok"], true, "{report}");
+    let grants = stack.github.grants().await;
+    let refreshes: Vec<_> = grants
+        .iter()
+        .filter(|g| g["grant_type"] == "refresh_token")
+        .collect();
+    assert_eq!(refreshes.len(), 1, "{grants:?}");
+    assert_ne!(
+        refreshes[0]["outcome"], "ok",
+        "the refresh was refused: {grants:?}"
+    );
+    assert_eq!(code_grants(&stack.github).await, 2, "github's leg, twice");
+    assert_eq!(code_grants(&stack.okta).await, 1, "okta's leg once");
+    assert_eq!(
+        report["authorization_requests"].as_array().unwrap().len(),
+        3
+    );
+    assert_one_identity(&report);
+    let texts: Vec<_> = [1, 3]
+        .iter()
+        .map(|i| report["calls"][i]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_ne!(texts[0], texts[1], "a new github token after the new leg");
+    report["calls"].as_array().unwrap();
+    let mut last = report.clone();
+    last["calls"] = serde_json::json!([report["calls"][3].clone()]);
+    assert_sees_alices_github_token(&stack, &last).await;
     stack.server.stop().await;
 }
 

@@ -30,6 +30,7 @@ use crate::strategy::token_exchange::{
 use crate::strategy::{
     Backend, Backends, HeaderInjection, Strategy, TokenExchange, UpstreamInject, DEFAULT_BACKEND,
 };
+use crate::telemetry::audit::AuditHandle;
 use crate::telemetry::metrics::{ExchangeMetrics, Metrics};
 use crate::tools::ToolRules;
 use crate::upstream::{Refresher, UpstreamStore};
@@ -67,6 +68,7 @@ pub async fn build(
     config: Config,
     env: &dyn Environment,
     metrics: &Metrics,
+    audit: Option<AuditHandle>,
     previous: Option<&Runtime>,
 ) -> Result<(Runtime, Vec<Violation>), ConfigError> {
     // The CA file is read at every build, so a reload picks up a renewed bundle; only without
@@ -259,7 +261,7 @@ pub async fn build(
                 store.clone(),
             )
             .map_err(|m| resource_error("authServer", m))?
-            .with_metrics(metrics.login());
+            .with_metrics(metrics.login(), audit);
             (Some(Arc::new(auth_server)), Some(refresher))
         }
         _ => (None, None),

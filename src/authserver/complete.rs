@@ -149,21 +149,22 @@ pub(super) async fn finish(
     store: &UpstreamStore,
     pending: PendingLogin,
 ) -> Response {
-    let fail = |e: OAuthError| {
+    let flow = pending.flow();
+    let fail = |e: OAuthError, subject: Option<&str>| {
         let result = if e.status.is_server_error() {
             "unavailable"
         } else {
             "refused"
         };
-        server.metrics.login(pending.flow(), result);
+        server.ended(flow, result, Some(&pending), subject, false);
         login_failed(server, &pending, &e)
     };
     let (subject, tsid, family) = match identify(&pending) {
         Ok(who) => who,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e, None),
     };
     if let Err(e) = store_legs(server, store, &pending, &subject, &tsid).await {
-        return fail(e);
+        return fail(e, Some(&subject));
     }
     let cookie = if pending.session.is_none() {
         let session = SessionRecord {
@@ -177,7 +178,7 @@ pub(super) async fn finish(
                 server.metrics.session_created();
                 Some(cookie)
             }
-            Err(e) => return fail(e),
+            Err(e) => return fail(e, Some(&subject)),
         }
     } else {
         None
@@ -185,7 +186,13 @@ pub(super) async fn finish(
     let Some(client) = &pending.client else {
         let provider = pending.connect.as_ref().map_or("", |g| g.provider.as_str());
         tracing::info!(provider, legs = pending.done.len(), "provider connected");
-        server.metrics.login(pending.flow(), "completed");
+        server.ended(
+            flow,
+            "completed",
+            Some(&pending),
+            Some(&subject),
+            cookie.is_some(),
+        );
         let text = format!(
             "{provider} is connected. You can close this page and return to your MCP client.\n"
         );
@@ -210,9 +217,15 @@ pub(super) async fn finish(
         )
         .await
     {
-        return fail(e);
+        return fail(e, Some(&record.subject));
     }
-    server.metrics.login(pending.flow(), "completed");
+    server.ended(
+        flow,
+        "completed",
+        Some(&pending),
+        Some(&record.subject),
+        cookie.is_some(),
+    );
     tracing::info!(
         client_id = %client.client_id,
         legs = pending.done.len(),

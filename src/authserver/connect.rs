@@ -46,7 +46,7 @@ pub(super) async fn connect(
     let grant = match store.take_connect(&id).await {
         Ok(Some(grant)) => grant,
         Ok(None) => {
-            server.metrics.login("connect", "expired");
+            server.ended("connect", "expired", None, None, false);
             return error_page(&gone());
         }
         Err(e) => return error_page(&e.into()),
@@ -61,7 +61,7 @@ pub(super) async fn connect(
     let walk = match &session {
         Some(session) if session.subject != grant.subject => {
             tracing::info!(provider = %grant.provider, "refused a connect link opened by another user");
-            server.metrics.login("connect", "refused");
+            server.ended("connect", "refused", None, Some(&session.subject), false);
             return error_page(&OAuthError::access_denied(
                 "this link was made for another user: sign in as that user, or return to your MCP client",
             ));

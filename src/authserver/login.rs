@@ -303,7 +303,8 @@ pub(super) async fn callback(
     pending.leg += 1;
     server.metrics.leg(provider.name(), pending.flow());
     if let Err(e) = complete::same_user(&pending) {
-        server.metrics.login(pending.flow(), "refused");
+        let named = pending.done.iter().find_map(|l| l.subject.as_deref());
+        server.ended(pending.flow(), "refused", Some(&pending), named, false);
         return login_failed(server, &pending, &e);
     }
     next_leg(server, store, pending).await

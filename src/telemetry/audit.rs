@@ -49,6 +49,52 @@ pub struct AuditEvent {
     pub latency_us: u64,
 }
 
+/// One authorization-server event (DESIGN.md §11): the end of a login walk, or a connect page
+/// that could not run. Written whole (never sampled); its lines have an `event` field, a Check's
+/// do not.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginEvent {
+    /// Unix time in milliseconds.
+    pub ts_ms: u64,
+    /// Always `login`.
+    pub event: &'static str,
+    /// `first`, `incremental` or `connect`.
+    pub flow: &'static str,
+    /// `completed`, `refused`, `expired` or `unavailable`.
+    pub result: &'static str,
+    /// The upstreams whose legs the user completed, in order.
+    pub providers: Vec<String>,
+    /// Our `sub`, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Whether a login session (a browser cookie) was created.
+    pub session_created: bool,
+}
+
+/// What the writer writes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+enum Record {
+    Check(AuditEvent),
+    Login(LoginEvent),
+}
+
+/// A handle that queues authorization-server events into the audit stream.
+#[derive(Debug, Clone)]
+pub struct AuditHandle {
+    tx: Sender<Record>,
+    dropped: Counter,
+}
+
+impl AuditHandle {
+    /// Queues one event; drops it (and counts) when the writer is behind.
+    pub fn record_login(&self, event: LoginEvent) {
+        if self.tx.try_send(Record::Login(event)).is_err() {
+            self.dropped.inc();
+        }
+    }
+}
+
 fn subject<S: Serializer>(subject: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(subject.as_deref().unwrap_or_default())
 }
@@ -60,7 +106,7 @@ fn backend_name<S: Serializer>(name: &Option<Arc<str>>, s: S) -> Result<S::Ok, S
 /// Where audit events go.
 #[derive(Debug)]
 pub struct Audit {
-    tx: Sender<AuditEvent>,
+    tx: Sender<Record>,
     allow_rate: f64,
     allows: AtomicU64,
     dropped: Counter,
@@ -126,8 +172,16 @@ impl Audit {
 
     /// Queues one event; drops it (and counts) when the writer is behind.
     pub fn record(&self, event: AuditEvent) {
-        if self.tx.try_send(event).is_err() {
+        if self.tx.try_send(Record::Check(event)).is_err() {
             self.dropped.inc();
+        }
+    }
+
+    /// A handle for the authorization server's events.
+    pub fn handle(&self) -> AuditHandle {
+        AuditHandle {
+            tx: self.tx.clone(),
+            dropped: self.dropped.clone(),
         }
     }
 
@@ -154,7 +208,7 @@ impl Drop for Audit {
 
 /// The writer thread's side of the queue.
 struct Writer {
-    rx: Receiver<AuditEvent>,
+    rx: Receiver<Record>,
     sink: Box<dyn Write + Send>,
     dropped: Counter,
     closing: Arc<AtomicBool>,

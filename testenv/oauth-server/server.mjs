@@ -11,6 +11,8 @@
 //   EXCHANGE_TTL       optional; expires_in (seconds) of exchanged tokens, default 300
 //   ACCESS_TOKEN_TTL   optional; expires_in (seconds) of authorization_code and
 //                      refresh_token access tokens, default 3600
+//   REFRESH_TOKEN_TTL  optional; lifetime (seconds) of refresh tokens, after which
+//                      a refresh is refused with invalid_grant (default: oidc-provider's)
 //   LOGIN_REDIRECT_URIS  optional, comma-separated; when set, registers the login
 //                      client (mcp-authz logging users in through this server as
 //                      its upstream IdP): code + PKCE S256, refresh tokens always
@@ -57,6 +59,13 @@ if (!(exchangeTtl > 0)) {
 const accessTokenTtl = Number.parseInt(process.env.ACCESS_TOKEN_TTL || '3600', 10);
 if (!(accessTokenTtl > 0)) {
   console.error('server.mjs: ACCESS_TOKEN_TTL must be a positive number of seconds');
+  process.exit(2);
+}
+const refreshTokenTtl = process.env.REFRESH_TOKEN_TTL
+  ? Number.parseInt(process.env.REFRESH_TOKEN_TTL, 10)
+  : undefined;
+if (refreshTokenTtl !== undefined && !(refreshTokenTtl > 0)) {
+  console.error('server.mjs: REFRESH_TOKEN_TTL must be a positive number of seconds');
   process.exit(2);
 }
 const subjectIssuer = process.env.SUBJECT_ISSUER;
@@ -157,7 +166,11 @@ const provider = new Provider(issuer, {
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
   rotateRefreshToken: true,
   expiresWithSession: async () => false,
-  ttl: { AccessToken: accessTokenTtl, ClientCredentials: 3600 },
+  ttl: {
+    AccessToken: accessTokenTtl,
+    ClientCredentials: 3600,
+    ...(refreshTokenTtl === undefined ? {} : { RefreshToken: refreshTokenTtl }),
+  },
   // Exchanged tokens carry their subject in `extra`; introspection spreads it
   // into the response.
   extraTokenClaims: async (_ctx, token) => token.extra,

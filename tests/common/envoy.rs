@@ -90,9 +90,14 @@ pub async fn start_envoy_on(server: &TestServer, backend: SocketAddr, listen: u1
         .stderr(Stdio::inherit())
         .spawn()
         .expect("envoy starts");
-    let envoy = Envoy(child);
+    let mut envoy = Envoy(child);
     let client = reqwest::Client::new();
-    for _ in 0..200 {
+    for _ in 0..600 {
+        if let Ok(Some(status)) = envoy.0.try_wait() {
+            panic!(
+                "envoy exited before it was ready ({status}); a port of {listen}/{admin} taken?"
+            );
+        }
         if let Ok(r) = client
             .get(format!("http://127.0.0.1:{admin}/ready"))
             .send()

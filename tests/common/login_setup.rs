@@ -84,6 +84,17 @@ impl Setup {
         storage: &str,
         extra: &str,
     ) -> Self {
+        Self::start_audited(names, access_ttl, storage, extra, None).await
+    }
+
+    /// [`Setup::start`] writing audit events to `audit_file`, when given.
+    pub async fn start_audited(
+        names: &[&'static str],
+        access_ttl: u64,
+        storage: &str,
+        extra: &str,
+        audit_file: Option<&std::path::Path>,
+    ) -> Self {
         logs();
         let key = TestKey::new();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -94,7 +105,13 @@ impl Setup {
             .map(|n| (*n, OAuthServer::identity_provider(&callback, access_ttl)))
             .collect();
         let bases: Vec<_> = idps.iter().map(|(n, s)| (*n, s.base.clone())).collect();
-        let yaml = config(&key, &issuer, &bases, storage, extra);
+        let mut yaml = config(&key, &issuer, &bases, storage, extra);
+        if let Some(file) = audit_file {
+            yaml = yaml.replace(
+                "audit: { enabled: false }",
+                &format!("audit: {{ enabled: true, file: \"{}\" }}", file.display()),
+            );
+        }
         let idps = idps
             .into_iter()
             .map(|(n, s)| (n.trim_end_matches('?'), s))

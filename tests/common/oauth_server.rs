@@ -48,6 +48,23 @@ impl OAuthServer {
         )
     }
 
+    /// [`Self::identity_provider`] whose refresh tokens expire after `refresh_ttl` seconds,
+    /// when a refresh is refused (`invalid_grant`).
+    pub fn identity_provider_expiring(
+        redirect_uri: &str,
+        access_ttl: u64,
+        refresh_ttl: u64,
+    ) -> Self {
+        Self::start_with_env(
+            tempfile::tempdir().unwrap(),
+            &[
+                ("LOGIN_REDIRECT_URIS", redirect_uri),
+                ("ACCESS_TOKEN_TTL", &access_ttl.to_string()),
+                ("REFRESH_TOKEN_TTL", &refresh_ttl.to_string()),
+            ],
+        )
+    }
+
     fn start_with_env(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Self {
         let script = std::env::var("OAUTH_SERVER_JS").unwrap_or_else(|_| {
             format!(

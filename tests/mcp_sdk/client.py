@@ -473,7 +473,10 @@ class Run:
     async def run_calls(self, call_tool: Any, list_tools: Any) -> None:
         for call in self.calls:
             try:
-                if call.get("method") == "tools/list":
+                if "sleep" in call:
+                    await anyio.sleep(float(call["sleep"]))
+                    call["ok"] = True
+                elif call.get("method") == "tools/list":
                     listing = await list_tools()
                     call["tools"] = [t.name for t in listing.tools]
                     call["ok"] = True
@@ -589,7 +592,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--calls",
         default='[{"name":"whoami"}]',
-        help='JSON list: [{"name": TOOL, "arguments": {...}}, {"method": "tools/list"}, ...]',
+        help='JSON list: [{"name": TOOL, "arguments": {...}}, {"method": "tools/list"}, {"sleep": SECONDS}, ...]',
     )
     parser.add_argument(
         "--protocol-version",
@@ -644,7 +647,9 @@ def main() -> int:
     try:
         calls = json.loads(args.calls)
         if not isinstance(calls, list) or not all(
-            isinstance(c, dict) and (isinstance(c.get("name"), str) or c.get("method") == "tools/list") for c in calls
+            isinstance(c, dict)
+            and (isinstance(c.get("name"), str) or c.get("method") == "tools/list" or isinstance(c.get("sleep"), (int, float)))
+            for c in calls
         ):
             raise ValueError("not a list of {name, arguments} objects")
     except ValueError as exc:
