@@ -10,6 +10,7 @@
 pub mod cimd;
 mod complete;
 mod connect;
+mod consent;
 pub mod error;
 pub mod keys;
 mod login;
@@ -328,6 +329,7 @@ pub fn router<S: Clone + Send + Sync + 'static>(
             &format!("{base}/oauth/connect/{{id}}"),
             get(connect::connect),
         )
+        .route(&format!("{base}/oauth/consent"), post(consent::answer))
         .with_state(handle)
 }
 

@@ -191,7 +191,9 @@ async fn missing_provider(
 ) -> CheckError {
     let (
         StrategyError::Upstream(
-            UpstreamError::NotFound(provider) | UpstreamError::ProviderRefused(provider),
+            UpstreamError::NotFound(provider)
+            | UpstreamError::ProviderRefused(provider)
+            | UpstreamError::Corrupt { provider, .. },
         ),
         Some(identity),
         Some(store),

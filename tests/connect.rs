@@ -413,3 +413,77 @@ async fn a_connect_link_expires_and_a_store_outage_is_503_never_a_login() {
     );
     setup.server.stop().await;
 }
+
+/// Authorizes `client` in `browser`, which must get the consent page: its token.
+async fn ask_consent(setup: &Setup, browser: &mut Browser, client: &str) -> String {
+    let (_, challenge) = pkce();
+    let hop = browser
+        .get(&setup.authorize_url(client, &challenge, &[]))
+        .await;
+    assert_eq!(hop.status, 200, "{hop:?}");
+    assert!(hop.location.is_none(), "no code without consent");
+    assert!(hop.body.contains("<b>test MCP client</b>"), "{}", hop.body);
+    consent_token(&hop.body)
+}
+
+/// The single-use token of a consent page.
+fn consent_token(page: &str) -> String {
+    let start = page
+        .find("name=\"token\" value=\"")
+        .expect("a consent form")
+        + 20;
+    page[start..start + 43].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn through_a_session_a_new_client_gets_a_code_only_once_the_user_allows_it() {
+    let setup = Setup::start(&["okta"], 3600, "{ type: memory }", "").await;
+    let mut alice = User::new(&setup, "alice").await;
+    alice.authorize(&setup).await;
+    let consent_url = setup.url("/oauth/consent");
+    // Anyone can register a client and send alice's browser to /oauth/authorize with it.
+    let other = setup.register().await;
+    let token = ask_consent(&setup, &mut alice.browser, &other).await;
+    let denied_hop = alice
+        .browser
+        .post_form(&consent_url, &format!("token={token}&decision=deny"))
+        .await;
+    let back = denied_hop.location.unwrap();
+    assert_eq!(query(&back, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query(&back, "code"), None);
+    let again = alice
+        .browser
+        .post_form(&consent_url, &format!("token={token}&decision=allow"))
+        .await;
+    assert_eq!(again.status, 400, "a token answers once");
+
+    // The answer must come from the browser that was asked.
+    let token = ask_consent(&setup, &mut alice.browser, &other).await;
+    let mut elsewhere = Browser::new("mallory");
+    let forged = elsewhere
+        .post_form(&consent_url, &format!("token={token}&decision=allow"))
+        .await;
+    assert_eq!(forged.status, 403, "{forged:?}");
+
+    let token = ask_consent(&setup, &mut alice.browser, &other).await;
+    let allowed = alice
+        .browser
+        .post_form(&consent_url, &format!("token={token}&decision=allow"))
+        .await;
+    let back = allowed.location.unwrap();
+    assert!(back.as_str().starts_with(CLIENT_REDIRECT), "{back}");
+    assert!(query(&back, "code").is_some(), "{back}");
+    // Remembered: the next authorization of that client is silent.
+    let (_, challenge) = pkce();
+    let hop = alice
+        .browser
+        .get(&setup.authorize_url(&other, &challenge, &[]))
+        .await;
+    assert!(hop.location.unwrap().as_str().starts_with(CLIENT_REDIRECT));
+    assert_eq!(
+        grants(setup.idp("okta")).await,
+        (1, 0),
+        "okta saw alice once"
+    );
+    setup.server.stop().await;
+}

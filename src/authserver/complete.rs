@@ -219,6 +219,12 @@ pub(super) async fn finish(
     {
         return fail(e, Some(&record.subject));
     }
+    if let Err(e) = server
+        .remember_consent(store, &record.subject, &client.client_id)
+        .await
+    {
+        return fail(e, Some(&record.subject));
+    }
     server.ended(
         flow,
         "completed",

@@ -18,10 +18,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::complete;
 use super::records::{keys, ClientLogin, LegSecrets, LegTokens, PendingLogin, Records};
 use super::respond::{client_error, error_page, login_failed, see_other};
 use super::Handle;
+use super::{complete, consent};
 use super::{parts, AuthServer, OAuthError};
 use crate::oauth::provider::{IdpError, UpstreamProvider};
 use crate::random;
@@ -89,6 +89,9 @@ pub(super) async fn authorize(
             ))
         }
     };
+    let client_name = client
+        .client_name
+        .unwrap_or_else(|| client.client_id.clone());
     let mut request = ClientLogin {
         client_id: client.client_id,
         redirect_uri,
@@ -150,8 +153,20 @@ pub(super) async fn authorize(
         },
         None => server.required(),
     };
+    let consent = match &session {
+        Some(s) => {
+            server
+                .consented(store, &s.subject, &request.client_id)
+                .await
+        }
+        None => Ok(true),
+    };
     let pending = PendingLogin::start(Some(request), None, session, walk);
-    next_leg(server, store, pending).await
+    match consent {
+        Ok(true) => next_leg(server, store, pending).await,
+        Ok(false) => consent::ask(server, store, &client_name, &pending).await,
+        Err(e) => login_failed(server, &pending, &e),
+    }
 }
 
 /// The next leg of `pending`, or its end when every leg is done.

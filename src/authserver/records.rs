@@ -228,6 +228,14 @@ pub mod keys {
     pub fn link(provider: &str, subject: &str) -> String {
         format!("as:link:{provider}:{}", crate::random::digest(subject))
     }
+    /// That a user (digest of our `sub`) has used a client (digest of its id).
+    pub fn consent(subject: &str, client_id: &str) -> String {
+        format!(
+            "as:consent:{}:{}",
+            crate::random::digest(subject),
+            crate::random::digest(client_id)
+        )
+    }
     /// A revoked token family.
     pub fn family_revoked(family: &str) -> String {
         format!("as:family-revoked:{family}")
