@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{query, Browser};
-use common::login_setup::{bearer, claims, injected, pkce, Setup, CLIENT_REDIRECT};
+use common::login_setup::{bearer, claims, config, injected, pkce, Setup, CLIENT_REDIRECT};
 use common::oauth_server::OAuthServer;
 use common::redis_server::Redis;
 use common::{check, check_request, denied, http_of, logs, send, TestServer};
@@ -373,44 +373,72 @@ async fn connect_pages_refuse_other_users_and_forged_sessions_and_store_nothing(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_connect_link_expires_and_a_store_outage_is_503_never_a_login() {
+async fn replicas_share_sessions_links_and_sessions_expire_and_a_store_outage_is_503() {
     let mut redis = Redis::start();
     let storage = format!(
         "{{ type: redis, redis: {{ url: \"redis://127.0.0.1:{}\", timeoutMs: 300 }} }}",
         redis.port
     );
-    let setup = Setup::start(
-        &["okta", "github?"],
-        3600,
-        &storage,
-        "  loginTimeoutSeconds: 3",
-    )
-    .await;
+    let extra = "  loginTimeoutSeconds: 3\n  refreshTokenLifetimeSeconds: 8";
+    let setup = Setup::start(&["okta", "github?"], 3600, &storage, extra).await;
+    // A second replica: same config and Redis, its own listeners.
+    let bases = [
+        ("okta", setup.idp("okta").base.clone()),
+        ("github?", setup.idp("github").base.clone()),
+    ];
+    let replica =
+        TestServer::start(&config(&setup.key, &setup.issuer, &bases, &storage, extra)).await;
+    let on_replica = |mut url: url::Url| {
+        url.set_port(Some(replica.http.port())).unwrap();
+        url
+    };
     let mut alice = User::new(&setup, "alice").await;
-    let auth = bearer(&alice.authorize(&setup).await);
-    let url = connect_url(
-        &call_tool(&setup.server, &auth, "github", true).await,
-        &setup,
-    );
+    let first = alice.authorize(&setup).await;
+    let auth = bearer(&first);
+
+    // The replica knows the session the first one created: a code at once, no upstream.
+    let (_, challenge) = pkce();
+    let hop = alice
+        .browser
+        .get(&on_replica(setup.authorize_url(
+            &alice.client,
+            &challenge,
+            &[],
+        )))
+        .await;
+    assert!(hop.location.unwrap().as_str().starts_with(CLIENT_REDIRECT));
+    assert_eq!(grants(setup.idp("okta")).await, (1, 0));
+
+    // A connect link lives loginTimeoutSeconds.
+    let url = connect_url(&call_tool(&replica, &auth, "github", true).await, &setup);
     tokio::time::sleep(Duration::from_millis(3_500)).await;
     let (status, body) = open(&mut alice.browser, url).await;
     assert_eq!(status, 400, "{body}");
+
+    // The session lives refreshTokenLifetimeSeconds: after it, a login is a first login again,
+    // with a new tsid.
+    tokio::time::sleep(Duration::from_millis(5_000)).await;
+    let again = alice.authorize(&setup).await;
+    assert_eq!(grants(setup.idp("okta")).await, (2, 0), "okta's leg again");
+    let tsid = |t: &Value| claims(t["access_token"].as_str().unwrap())["tsid"].clone();
+    assert_ne!(tsid(&again), tsid(&first));
 
     // Redis is gone: the session cannot be read, so the browser gets a 503 page, not a login.
     redis.kill();
     let (_, challenge) = pkce();
     let hop = alice
         .browser
-        .get(&setup.authorize_url(&alice.client, &challenge, &[]))
+        .get(&on_replica(setup.authorize_url(
+            &alice.client,
+            &challenge,
+            &[],
+        )))
         .await;
     assert_eq!(hop.status, 503, "{hop:?}");
     assert!(hop.location.is_none());
-    assert_eq!(grants(setup.idp("okta")).await, (1, 0));
-    denied(
-        &check(&setup.server, Some(&auth), Some("github")).await,
-        14,
-        503,
-    );
+    assert_eq!(grants(setup.idp("okta")).await, (2, 0));
+    denied(&check(&replica, Some(&auth), Some("github")).await, 14, 503);
+    replica.stop().await;
     setup.server.stop().await;
 }
 

@@ -243,6 +243,47 @@ async fn when_the_optional_provider_refuses_a_refresh_the_sdk_walks_only_its_leg
     stack.server.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connect_link_opened_by_someone_else_connects_nothing_and_the_user_falls_back_to_login() {
+    let stack = stack(None).await;
+    let calls = serde_json::json!([{ "name": "whoami" }]);
+    let report = client(
+        &stack.url,
+        "alice",
+        calls,
+        &[
+            "--protocol-version",
+            "2026-07-28",
+            "--elicitation",
+            "url",
+            "--elicitation-user",
+            "bob",
+        ],
+    )
+    .await;
+    // Bob's browser opens alice's link: he signs in at okta, is refused before github's leg,
+    // and the client declines; the retry is not asked again but gets the 401, and the SDK
+    // logs alice in again in her own browser, walking only github.
+    let elicitations = report["elicitations"].as_array().unwrap();
+    assert_eq!(elicitations.len(), 1, "{report}");
+    assert_eq!(elicitations[0]["page_status"], 403, "{report}");
+    assert!(elicitations[0]["page"]
+        .as_str()
+        .unwrap()
+        .contains("another user"));
+    assert_eq!(report["calls"][0]["ok"], true, "{report}");
+    assert_eq!(
+        code_grants(&stack.okta).await,
+        2,
+        "alice's leg and bob's refused one"
+    );
+    assert_eq!(code_grants(&stack.github).await, 1, "only alice's");
+    assert_one_identity(&report);
+    assert_sees_alices_github_token(&stack, &report).await;
+    assert_eq!(stack.mcp.calls_of("whoami").len(), 1, "one call reached it");
+    stack.server.stop().await;
+}
+
 impl Stack {
     /// Our issuer (the PRM's authorization server).
     fn server_issuer(&self) -> String {

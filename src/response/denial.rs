@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::identity::IdentityError;
 use crate::strategy::{ExchangeError, StrategyError};
 use crate::upstream::UpstreamError;
+use crate::wire::elicitation::INPUT_KEY;
 use crate::wire::mcp::McpError;
 
 /// Why a Check did not allow the request.
@@ -221,22 +222,19 @@ impl Denial {
     /// an HTTP 200 JSON-RPC response; Envoy still stops the request (gRPC 7).
     fn elicitation(provider: &str, url: &str, request_id: &str) -> Self {
         let id: serde_json::Value = serde_json::from_str(request_id).unwrap_or_default();
+        let message = format!(
+            "Connect your {provider} account to continue: open the link, sign in, then return here."
+        );
+        let request = serde_json::json!({
+            "method": "elicitation/create",
+            "params": { "mode": "url", "message": message, "url": url },
+        });
+        let mut requests = serde_json::Map::new();
+        requests.insert(INPUT_KEY.to_owned(), request);
         let body = serde_json::json!({
             "jsonrpc": "2.0",
             "id": id,
-            "result": {
-                "resultType": "input_required",
-                "inputRequests": {
-                    "connect": {
-                        "method": "elicitation/create",
-                        "params": {
-                            "mode": "url",
-                            "message": format!("Connect your {provider} account to continue: open the link, sign in, then return here."),
-                            "url": url,
-                        }
-                    }
-                }
-            }
+            "result": { "resultType": "input_required", "inputRequests": requests },
         });
         Self {
             grpc: GrpcCode::PermissionDenied,

@@ -13,6 +13,9 @@ use super::request::CheckInput;
 /// Longest JSON-RPC id we echo.
 const MAX_ID_CHARS: usize = 256;
 
+/// The key of our elicitation in `inputRequests`, and of its answer in `inputResponses`.
+pub const INPUT_KEY: &str = "connect";
+
 /// Methods whose result may be an `InputRequiredResult`.
 const INTERACTIVE: [&str; 3] = ["tools/call", "prompts/get", "resources/read"];
 
@@ -29,6 +32,9 @@ struct Request {
 struct Params {
     #[serde(rename = "_meta", default)]
     meta: Option<Meta>,
+    /// The answers of a retried request (SEP-2322): ours is under [`INPUT_KEY`].
+    #[serde(rename = "inputResponses", default)]
+    input_responses: Option<serde_json::Map<String, Value>>,
 }
 
 /// `_meta`: where a 2026-07-28 request carries the client's capabilities.
@@ -51,7 +57,7 @@ struct Elicitation {
 }
 
 /// The JSON text of the request's id when the request can take a URL-mode elicitation;
-/// `None` otherwise.
+/// `None` otherwise, and when it is the retry of a user who declined ours.
 pub fn elicitable(input: &CheckInput<'_>) -> Option<String> {
     if input.method != "POST"
         || !input
@@ -71,14 +77,21 @@ pub fn elicitable(input: &CheckInput<'_>) -> Option<String> {
         Value::Number(n) => n.is_i64() || n.is_u64(),
         _ => false,
     };
-    let declares_url = request
-        .params
+    let params = request.params;
+    // A user who declined or dismissed the connect page is not asked again: the 401 follows.
+    let declined = params
+        .as_ref()
+        .and_then(|p| p.input_responses.as_ref())
+        .and_then(|r| r.get(INPUT_KEY))
+        .is_some_and(|answer| answer.get("action").and_then(Value::as_str) != Some("accept"));
+    let declares_url = params
         .and_then(|p| p.meta)
         .and_then(|m| m.capabilities)
         .and_then(|c| c.elicitation)
         .and_then(|e| e.url)
         .is_some_and(|u| u.is_object());
     (request.jsonrpc == "2.0"
+        && !declined
         && id_ok
         && INTERACTIVE.contains(&request.method.as_str())
         && declares_url)
@@ -124,6 +137,12 @@ mod tests {
             id_of(Some("2026-07-28"), &call(r#""a-1""#, url)).as_deref(),
             Some(r#""a-1""#)
         );
+        // A retry after the user accepted (and still no token) is asked again.
+        let accepted = call("8", url).replace(
+            "\"_meta\"",
+            "\"inputResponses\":{\"connect\":{\"action\":\"accept\"}},\"_meta\"",
+        );
+        assert_eq!(id_of(Some("2026-07-28"), &accepted).as_deref(), Some("8"));
     }
 
     #[test]
@@ -157,6 +176,13 @@ mod tests {
                 call("7", url).replace("\"id\":7", "\"id\":7,\"id\":8"),
             ),
             (Some("2026-07-28"), String::new()),
+            (
+                Some("2026-07-28"),
+                call("7", url).replace(
+                    "\"_meta\"",
+                    "\"inputResponses\":{\"connect\":{\"action\":\"decline\"}},\"_meta\"",
+                ),
+            ),
         ] {
             assert_eq!(id_of(version, &body), None, "{version:?} {body}");
         }

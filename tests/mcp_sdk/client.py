@@ -14,7 +14,7 @@ callback handler returns its `code`, `state` and `iss`.
     python client.py URL --user alice [--calls '[{"name":"whoami"},{"name":"admin_reset"}]']
         [--scope S] [--client-metadata-url https://...] [--protocol-version auto|legacy|V]
         [--redirect-uri http://127.0.0.1:PORT/callback] [--skip-resource-check] [--timeout 60]
-        [--elicitation none|url]
+        [--elicitation none|url] [--elicitation-user bob]
     python client.py --print-client-metadata-document --client-metadata-url U --redirect-uri R
 
 stdout carries exactly one line, a JSON object (everything else goes to stderr):
@@ -458,7 +458,15 @@ class Run:
             return types.ErrorData(code=types.INVALID_REQUEST, message="only URL-mode elicitation is handled")
         # The last path segment of a connect URL is a single-use id: a secret of the flow.
         self.secrets.add(urlsplit(url).path.rsplit("/", 1)[-1])
-        status, page = await self.browser.open_page(url)
+        if self.args.elicitation_user:
+            # Someone else opens the link (a forwarded link, a phishing attempt): their own browser.
+            other = Browser(self.args.elicitation_user, self.secrets, self.browser_hops)
+            try:
+                status, page = await other.open_page(url)
+            finally:
+                await other.aclose()
+        else:
+            status, page = await self.browser.open_page(url)
         self.elicitations.append(
             {
                 "mode": "url",
@@ -610,6 +618,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         choices=("none", "url"),
         default="none",
         help="url: declare URL-mode elicitation and open each URL in the login browser, then accept",
+    )
+    parser.add_argument(
+        "--elicitation-user",
+        help="open elicitation URLs in a new browser whose user types this login instead",
     )
     parser.add_argument(
         "--print-client-metadata-document",
