@@ -450,6 +450,37 @@ fn v18_a_first_login_needs_a_required_upstream() {
 }
 
 #[test]
+fn v19_extra_authorization_params_cannot_replace_ours() {
+    let with_params = |params: &str| {
+        with(
+            "    - name: okta\n",
+            &format!("    - name: okta\n      additionalAuthorizationParams: {params}\n"),
+        )
+    };
+    assert_only(
+        &with_params(
+            r#"{ access_type: offline, prompt: consent, audience: "https://api.example.com" }"#,
+        ),
+        &[],
+    );
+    assert_only(
+        &with_params("{ Scope: admin, redirect_uri: x, nonce: n }"),
+        &[
+            "V-19 authServer.upstreams[1].additionalAuthorizationParams.Scope: \"Scope\" is a parameter mcp-authz sets itself",
+            "V-19 authServer.upstreams[1].additionalAuthorizationParams.nonce: \"nonce\" is a parameter mcp-authz sets itself",
+            "V-19 authServer.upstreams[1].additionalAuthorizationParams.redirect_uri: \"redirect_uri\" is a parameter mcp-authz sets itself",
+        ],
+    );
+    // A parameter given twice is refused where it is repeated, not silently replaced.
+    let twice = with_params("{ prompt: consent, prompt: login }");
+    let error = parse_str(&twice).unwrap_err().to_string();
+    assert!(
+        error.contains("additionalAuthorizationParams: duplicate key \"prompt\""),
+        "{error}"
+    );
+}
+
+#[test]
 fn v17_tool_rules() {
     let rules = |tools: &str| {
         with(

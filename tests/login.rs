@@ -692,3 +692,58 @@ async fn registration_refuses_unsafe_redirect_uris_and_bad_metadata() {
     );
     setup.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn additional_authorization_params_reach_the_upstream_and_the_login_completes() {
+    logs();
+    let key = common::TestKey::new();
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", http.local_addr().unwrap());
+    let idp = common::oauth_server::OAuthServer::identity_provider(
+        &format!("{issuer}/oauth/callback"),
+        3600,
+    );
+    let yaml = config(
+        &key,
+        &issuer,
+        &[("okta", idp.base.clone())],
+        "{ type: memory }",
+        "",
+    )
+    .replace(
+        "required: true, oidc:",
+        "required: true, additionalAuthorizationParams: { access_type: offline, audience: \"https://api.example.com\" }, oidc:",
+    );
+    assert!(yaml.contains("access_type"), "{yaml}");
+    let server = TestServer::start_with_http(&yaml, http).await;
+    let setup = Setup {
+        key,
+        issuer,
+        idps: vec![("okta", idp)],
+        server,
+    };
+    let client = setup.register().await;
+    let (verifier, challenge) = pkce();
+    let mut browser = Browser::new("alice");
+    let hop = browser
+        .get(&setup.authorize_url(&client, &challenge, &[]))
+        .await;
+    let upstream = hop.location.expect("a redirect to the upstream");
+    assert!(upstream.as_str().starts_with(&setup.idp("okta").base));
+    assert_eq!(query(&upstream, "access_type").as_deref(), Some("offline"));
+    assert_eq!(
+        query(&upstream, "audience").as_deref(),
+        Some("https://api.example.com")
+    );
+    // Ours are still ours, once each.
+    assert_eq!(
+        upstream.query_pairs().filter(|(k, _)| k == "scope").count(),
+        1
+    );
+    let back = browser.walk(upstream, CLIENT_REDIRECT).await.unwrap();
+    let code = query(&back, "code").expect("the login completes");
+    let (status, tokens) = setup.redeem(&client, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    injected(&check(&setup.server, Some(&bearer(&tokens)), Some("okta")).await);
+    setup.server.stop().await;
+}

@@ -115,6 +115,10 @@ pub struct UpstreamConfig {
     /// backend needs it (DESIGN.md §11).
     #[serde(default = "default_required")]
     pub required: bool,
+    /// Extra query parameters of the authorization request (e.g. Google's `access_type`,
+    /// Auth0's `audience`); a name given twice is refused.
+    #[serde(default, deserialize_with = "super::load::unique_keys")]
+    pub additional_authorization_params: BTreeMap<String, String>,
     /// Endpoints for `oauth2`.
     #[serde(default)]
     pub oauth2: Option<OAuth2UpstreamConfig>,

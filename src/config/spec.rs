@@ -110,6 +110,8 @@ pub struct UpstreamSpec {
     pub scopes: Vec<String>,
     /// Whether a first login walks it (§11).
     pub required: bool,
+    /// Extra authorization-request parameters, none of ours.
+    pub authorization_params: Vec<(String, String)>,
     /// Where its endpoints come from.
     pub endpoints: UpstreamEndpoints,
 }

@@ -71,6 +71,7 @@ pub struct UpstreamProvider {
     scopes: Vec<String>,
     kind: UpstreamType,
     required: bool,
+    authorization_params: Vec<(String, String)>,
     configured: Option<(url::Url, url::Url)>,
     issuer_url: Option<String>,
     discovered: Mutex<Option<Arc<Endpoints>>>,
@@ -169,6 +170,7 @@ impl UpstreamProvider {
             scopes,
             kind,
             required: spec.required,
+            authorization_params: spec.authorization_params.clone(),
             configured,
             issuer_url,
             discovered: Mutex::new(None),
@@ -296,6 +298,9 @@ impl UpstreamProvider {
             }
             if self.kind == UpstreamType::Oidc {
                 query.append_pair("nonce", nonce);
+            }
+            for (name, value) in &self.authorization_params {
+                query.append_pair(name, value);
             }
         }
         Ok(url)
@@ -472,6 +477,7 @@ mod tests {
             client_secret: None,
             scopes: Vec::new(),
             required: true,
+            authorization_params: Vec::new(),
             endpoints: UpstreamEndpoints::Oidc { issuer },
         };
         UpstreamProvider::new(

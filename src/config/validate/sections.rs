@@ -326,12 +326,41 @@ fn upstream_fields(
         }
         _ => return None,
     };
+    for name in upstream.additional_authorization_params.keys() {
+        let reserved = RESERVED_AUTHORIZATION_PARAMS
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(name));
+        if reserved || name.is_empty() {
+            v.error(
+                "V-19",
+                format!("{path}.additionalAuthorizationParams.{name}"),
+                format!("{name:?} is a parameter mcp-authz sets itself"),
+            );
+        }
+    }
     v.clean_since(mark).then(|| UpstreamSpec {
         name: upstream.name.clone(),
         client_id: client_id.clone(),
         client_secret,
         scopes: scopes.clone(),
         required: upstream.required,
+        authorization_params: upstream
+            .additional_authorization_params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         endpoints,
     })
 }
+
+/// The authorization-request parameters we set ourselves (V-19).
+const RESERVED_AUTHORIZATION_PARAMS: [&str; 8] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "scope",
+];
