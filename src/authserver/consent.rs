@@ -126,7 +126,7 @@ pub(super) async fn ask(
             (header::X_FRAME_OPTIONS, "DENY"),
             (
                 header::CONTENT_SECURITY_POLICY,
-                "default-src 'none'; form-action 'self'; frame-ancestors 'none'",
+                "default-src 'none'; frame-ancestors 'none'",
             ),
         ],
         html,
