@@ -8,16 +8,14 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use super::token_endpoint::{self, Answer, Status, Transport};
-use super::{basic_auth, form_encode, read_capped, MAX_BODY_BYTES};
-use crate::config::spec::{UpstreamEndpoints, UpstreamSpec};
-use crate::config::validate::is_metadata_target;
-use crate::config::UpstreamType;
-use crate::identity::{RemoteJwks, ALLOWED_ALGORITHMS};
-use crate::secret::{is_b64token, Token};
+mod oidc;
 
-/// Clock leeway for ID-token `exp`/`iat`.
-const ID_TOKEN_LEEWAY_SECS: u64 = 60;
+use super::token_endpoint::{self, Answer, Status, Transport};
+use super::{basic_auth, form_encode};
+use crate::config::spec::{UpstreamEndpoints, UpstreamSpec};
+use crate::config::UpstreamType;
+use crate::identity::RemoteJwks;
+use crate::secret::{is_b64token, Token};
 
 /// Why a call to an upstream provider failed. Carries a recognised OAuth error code at most,
 /// never the provider's text.
@@ -90,14 +88,6 @@ impl std::fmt::Debug for UpstreamProvider {
 }
 
 #[derive(Deserialize)]
-struct Discovery {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
-    jwks_uri: String,
-}
-
-#[derive(Deserialize)]
 struct TokenResponse {
     access_token: Option<String>,
     refresh_token: Option<String>,
@@ -110,14 +100,6 @@ impl token_endpoint::TokenResponse for TokenResponse {
     fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
-}
-
-#[derive(Deserialize)]
-struct IdTokenClaims {
-    sub: String,
-    nonce: Option<String>,
-    #[serde(flatten)]
-    rest: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Who an upstream login was, from its verified ID token. Kept with the login session so that
@@ -201,73 +183,6 @@ impl UpstreamProvider {
             provider: self.name.clone(),
             reason,
         }
-    }
-
-    async fn endpoints(&self) -> Result<Arc<Endpoints>, IdpError> {
-        let mut discovered = self.discovered.lock().await;
-        if let Some(endpoints) = &*discovered {
-            return Ok(endpoints.clone());
-        }
-        let endpoints = Arc::new(match (&self.configured, &self.issuer_url) {
-            (Some((authorization, token)), _) => Endpoints {
-                authorization: authorization.clone(),
-                token: token.clone(),
-                id_token: None,
-            },
-            (None, Some(issuer)) => self.discover(issuer).await?,
-            (None, None) => return Err(self.unavailable("no endpoints")),
-        });
-        *discovered = Some(endpoints.clone());
-        Ok(endpoints)
-    }
-
-    async fn discover(&self, issuer: &str) -> Result<Endpoints, IdpError> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
-        let response = self
-            .http
-            .get(&url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|_| self.unavailable("discovery failed"))?;
-        if !response.status().is_success() {
-            return Err(self.unavailable("discovery failed"));
-        }
-        let body = read_capped(response, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| self.unavailable("discovery failed"))?;
-        let doc: Discovery = serde_json::from_slice(&body)
-            .map_err(|_| self.unavailable("discovery document unusable"))?;
-        // OpenID Connect Discovery §4.3: the document must name the issuer it was fetched for.
-        if doc.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
-            return Err(self.unavailable("discovery issuer mismatch"));
-        }
-        let parse = |u: &str| {
-            let url = url::Url::parse(u).map_err(|_| self.unavailable("bad endpoint URL"))?;
-            if !self.allow_link_local && is_metadata_target(&url) {
-                return Err(self.unavailable("discovery names a link-local or metadata address"));
-            }
-            Ok(url)
-        };
-        let token = parse(&doc.token_endpoint)?;
-        parse(&doc.jwks_uri)?;
-        let jwks = RemoteJwks::new(
-            doc.jwks_uri.clone(),
-            Duration::from_secs(10),
-            self.http.clone(),
-        );
-        if let Err(e) = jwks.refresh().await {
-            tracing::warn!(provider = %self.name, "{e}");
-        }
-        Ok(Endpoints {
-            authorization: url::Url::parse(&doc.authorization_endpoint)
-                .map_err(|_| self.unavailable("bad endpoint URL"))?,
-            token,
-            id_token: Some((doc.issuer, jwks)),
-        })
     }
 
     /// Where to send the user: authorization code with PKCE S256, `state` and (for `oidc`)
@@ -411,39 +326,6 @@ impl UpstreamProvider {
                 .map(Token::new),
             id_token: response.id_token.map(Token::new),
             expires_in: expires_in.map(Duration::from_secs),
-        })
-    }
-
-    async fn verify_id_token(
-        &self,
-        id_token: &Token,
-        issuer: &str,
-        jwks: &RemoteJwks,
-        nonce: &str,
-    ) -> Result<UpstreamUser, IdpError> {
-        let bad = || self.rejected("invalid id_token");
-        let header = jsonwebtoken::decode_header(id_token.expose_secret()).map_err(|_| bad())?;
-        if !ALLOWED_ALGORITHMS.contains(&header.alg) {
-            return Err(bad());
-        }
-        let key = jwks.find(header.kid.as_deref()).await.ok_or_else(bad)?;
-        if !key.algorithms.contains(&header.alg) {
-            return Err(bad());
-        }
-        let mut validation = jsonwebtoken::Validation::new(header.alg);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(&[&self.client_id]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = ID_TOKEN_LEEWAY_SECS;
-        let data =
-            jsonwebtoken::decode::<IdTokenClaims>(id_token.expose_secret(), &key.key, &validation)
-                .map_err(|_| bad())?;
-        if data.claims.nonce.as_deref() != Some(nonce) {
-            return Err(self.rejected("id_token nonce mismatch"));
-        }
-        Ok(UpstreamUser {
-            subject: data.claims.sub,
-            claims: data.claims.rest,
         })
     }
 }
