@@ -4,6 +4,7 @@
 pub mod build;
 pub mod grpc;
 pub mod http;
+pub mod keys;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -64,7 +64,8 @@ pub struct AuthServer {
     issuer: String,
     base_path: String,
     allowed_audiences: Vec<String>,
-    key: Arc<SigningKey>,
+    /// What the JWKS endpoint lists.
+    published_keys: Vec<serde_json::Value>,
     encoding: EncodingKey,
     header: Header,
     providers: Vec<Arc<UpstreamProvider>>,
@@ -104,6 +105,7 @@ impl AuthServer {
     ) -> Result<Self, String> {
         let issuer_url = url::Url::parse(&config.issuer).map_err(|e| format!("issuer: {e}"))?;
         let encoding = key.encoding_key().map_err(|e| e.to_string())?;
+        let key_jwk = key.public_jwk();
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid().to_owned());
         header.typ = Some(TOKEN_TYPE.to_owned());
@@ -111,7 +113,6 @@ impl AuthServer {
             issuer: config.issuer.trim_end_matches('/').to_owned(),
             base_path: issuer_url.path().trim_end_matches('/').to_owned(),
             allowed_audiences: config.allowed_audiences.clone(),
-            key,
             encoding,
             header,
             providers,
@@ -128,6 +129,7 @@ impl AuthServer {
             secure_cookies: session::secure(&config.issuer),
             metrics: LoginMetrics::default(),
             audit: None,
+            published_keys: vec![key_jwk],
         })
     }
 
@@ -136,6 +138,14 @@ impl AuthServer {
     pub fn with_metrics(mut self, metrics: LoginMetrics, audit: Option<AuditHandle>) -> Self {
         self.metrics = metrics;
         self.audit = audit;
+        self
+    }
+
+    /// The server publishing `jwks` (the signing key and the keys that signed before it) at
+    /// its JWKS endpoint.
+    #[must_use]
+    pub fn with_published_keys(mut self, jwks: Vec<serde_json::Value>) -> Self {
+        self.published_keys = jwks;
         self
     }
 

@@ -38,7 +38,7 @@ impl std::fmt::Debug for InlineSecret {
 
 pub use auth_server::{
     AuthServerConfig, ClaimRuleConfig, OAuth2UpstreamConfig, OidcUpstreamConfig, RedisConfig,
-    ScopeGrantConfig, StorageConfig, StorageType, UpstreamConfig, UpstreamType,
+    ScopeGrantConfig, StorageConfig, StorageType, UpstreamConfig, UpstreamType, UserInfoConfig,
 };
 pub use load::{load_file, parse_str, ConfigError, Environment, ProcessEnv};
 pub use spec::Spec;
@@ -337,6 +337,9 @@ pub struct HeaderInjectionConfig {
     /// Environment variable holding the value.
     #[serde(default)]
     pub header_value_env: Option<String>,
+    /// File holding the value (one trailing newline trimmed).
+    #[serde(default)]
+    pub header_value_file: Option<String>,
 }
 
 /// `upstreamInject:` inject the caller's upstream token for one provider.
@@ -364,6 +367,9 @@ pub struct TokenExchangeConfig {
     /// Environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
+    /// File holding the client secret (one trailing newline trimmed).
+    #[serde(default)]
+    pub client_secret_file: Option<String>,
     /// `audience` form parameter.
     #[serde(default)]
     pub audience: Option<String>,

@@ -5,6 +5,7 @@
 
 pub(crate) mod guard;
 pub mod provider;
+pub(crate) mod strict_json;
 pub(crate) mod token_endpoint;
 
 use std::time::Duration;

@@ -172,7 +172,7 @@ fn v08_strategy_fields() {
         (("headerName: x-api-key", "headerName: \"bad header\""), "V-08 outgoingAuth.backends.api.headerInjection.headerName: headerName \"bad header\" is not a valid HTTP header name"),
         (("headerName: x-api-key", "headerName: Host"), "V-08 outgoingAuth.backends.api.headerInjection.headerName: headerName \"Host\" cannot be set by ext_authz"),
         (("headerValueEnv: API_KEY", "headerValue: \"a\\r\\nx-evil: 1\""), "V-08 outgoingAuth.backends.api.headerInjection.headerValue: header value must be non-empty printable text without CR, LF or NUL"),
-        (("headerValueEnv: API_KEY", "headerValueEnv: API_KEY, headerValue: v"), "V-08 outgoingAuth.backends.api.headerInjection: exactly one of headerValue and headerValueEnv must be set"),
+        (("headerValueEnv: API_KEY", "headerValueEnv: API_KEY, headerValue: v"), "V-08 outgoingAuth.backends.api.headerInjection: exactly one of headerValue, headerValueEnv and headerValueFile must be set"),
         (("headerValueEnv: API_KEY", "headerValueEnv: UNSET_VAR"), "V-08 outgoingAuth.backends.api.headerInjection.headerValueEnv: environment variable UNSET_VAR is not set or empty"),
         (("tokenUrl: \"https://sts.example.com/token\"", "tokenUrl: \"http://sts.example.com/token\""), "V-08 outgoingAuth.backends.jira.tokenExchange.tokenUrl: tokenUrl \"http://sts.example.com/token\" must use https (http only for loopback)"),
         (("clientId: c, clientSecretEnv", "clientSecretEnv"), "V-08 outgoingAuth.backends.jira.tokenExchange.clientSecretEnv: clientSecretEnv cannot be provided without clientId"),
@@ -417,7 +417,7 @@ fn v16_scope_grants() {
     );
     assert_only(
         &grants("[a]", "{ a: { subjects: [alice] } }"),
-        &["V-16 authServer.scopeGrants: scopeGrants needs the first required upstream to be oidc: its ID token says who the user is"],
+        &["V-16 authServer.scopeGrants: scopeGrants needs the first required upstream to say who the user is (oidc, or oauth2 with userInfo)"],
     );
     // An optional oauth2 upstream first is fine: the first required one (okta) names the user.
     let github_optional = |yaml: String| {
@@ -477,6 +477,121 @@ fn v19_extra_authorization_params_cannot_replace_ours() {
     assert!(
         error.contains("additionalAuthorizationParams: duplicate key \"prompt\""),
         "{error}"
+    );
+}
+
+#[test]
+fn v20_a_chain_that_cannot_name_the_user_is_a_warning_and_user_info_is_checked() {
+    // GOOD's okta (oidc) names the user; with okta optional only github is left, and it cannot.
+    let optional_okta = with(
+        "    - name: okta\n",
+        "    - name: okta\n      required: false\n",
+    );
+    assert_only(
+        &optional_okta,
+        &["warning: V-20 authServer.upstreams: no required upstream says who the user is (oidc, or oauth2 with userInfo): every first login gets a new random sub, so audit lines, sessions and scopeGrants cannot follow a user across logins"],
+    );
+    let user_info = |info: &str| {
+        optional_okta.replace(
+            "clientSecretEnv: GH_SECRET }",
+            &format!("clientSecretEnv: GH_SECRET, userInfo: {info} }}"),
+        )
+    };
+    assert_only(
+        &user_info(r#"{ url: "https://api.github.com/user", subjectField: id }"#),
+        &[],
+    );
+    assert_only(
+        &user_info(r#"{ url: "https://api.example.com/me", subjectField: data.user.id }"#),
+        &[],
+    );
+    assert_only(
+        &user_info(r#"{ url: "http://api.github.com/user", subjectField: "id." }"#),
+        &[
+            "V-05 authServer.upstreams[0].oauth2.userInfo.url: oauth2.userInfo.url \"http://api.github.com/user\" must use https (http only for loopback)",
+            "V-05 authServer.upstreams[0].oauth2.userInfo.subjectField: subjectField \"id.\" must be a dotted path of member names (e.g. id or data.user.id)",
+        ],
+    );
+    assert_only(
+        &user_info(r#"{ url: "https://169.254.169.254/user", subjectField: id }"#),
+        &["V-15 authServer.upstreams[0].oauth2.userInfo.url: \"https://169.254.169.254/user\" is a link-local or cloud metadata address; set server.allowLinkLocalTargets to call it"],
+    );
+    assert_only(
+        &with("clientId: ok }", "clientId: ok, subjectClaim: \"\" }"),
+        &["V-05 authServer.upstreams[1].oidc.subjectClaim: subjectClaim must not be empty"],
+    );
+    assert_only(
+        &with("clientId: ok }", "clientId: ok, subjectClaim: oid }"),
+        &[],
+    );
+}
+
+#[test]
+fn secrets_come_from_exactly_one_of_inline_env_and_a_file_read_with_one_newline_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, content: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    };
+    let crlf = file("crlf", b"gh-secret\r\n");
+    let two = file("two", b"k1\n\n");
+    let empty = file("empty", b"\n");
+    let binary = file("binary", &[0xff, 0xfe]);
+    let missing = dir.path().join("missing").display().to_string();
+    let by_file = |field: &str, path: &str| {
+        let (from, to) = match field {
+            "clientSecret" => (
+                "clientSecretEnv: GH_SECRET",
+                format!("clientSecretFile: \"{path}\""),
+            ),
+            _ => (
+                "headerValueEnv: API_KEY",
+                format!("headerValueFile: \"{path}\""),
+            ),
+        };
+        with(from, &to)
+    };
+    assert_only(&by_file("clientSecret", &crlf), &[]);
+    // One newline is trimmed, not every one: "k1\n" is not a valid header value.
+    assert_only(
+        &by_file("headerValue", &two),
+        &["V-08 outgoingAuth.backends.api.headerInjection.headerValue: header value must be non-empty printable text without CR, LF or NUL"],
+    );
+    assert_only(
+        &by_file("clientSecret", &empty),
+        &[
+            format!("V-05 authServer.upstreams[0].oauth2.clientSecretFile: {empty:?} is empty")
+                .as_str(),
+        ],
+    );
+    assert_only(
+        &by_file("headerValue", &binary),
+        &[format!("V-08 outgoingAuth.backends.api.headerInjection.headerValueFile: {binary:?} is not UTF-8 text").as_str()],
+    );
+    assert_only(
+        &by_file("clientSecret", &missing),
+        &[format!("V-05 authServer.upstreams[0].oauth2.clientSecretFile: cannot read {missing:?}: No such file or directory (os error 2)").as_str()],
+    );
+    assert_only(
+        &with("clientSecretEnv: GH_SECRET", &format!("clientSecretEnv: GH_SECRET, clientSecretFile: \"{crlf}\"")),
+        &["V-05 authServer.upstreams[0].oauth2: exactly one of clientSecret, clientSecretEnv and clientSecretFile must be set"],
+    );
+    // The value is what the file holds, without the newline.
+    let config = parse_str(&by_file("clientSecret", &crlf)).unwrap();
+    let (spec, _) = mcp_authz::config::check(&config, &env()).unwrap();
+    assert_eq!(
+        spec.upstreams[0]
+            .client_secret
+            .as_ref()
+            .unwrap()
+            .expose_secret(),
+        "gh-secret"
+    );
+    // Previous signing keys rotate a key file; an ephemeral key has nothing to rotate.
+    assert_only(
+        &with("  upstreams:\n", "  previousSigningKeyFiles: [/keys/old.pem]\n  upstreams:\n"),
+        &["V-05 authServer.previousSigningKeyFiles: previousSigningKeyFiles needs signingKeyFile: an ephemeral key cannot be rotated"],
     );
 }
 

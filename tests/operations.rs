@@ -7,15 +7,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::fake_sts::{FakeSts, Reply};
+use common::process::{connect, health, signal, Process};
 use common::redis_server::Redis;
-use common::{check, check_request, denied, free_port, logs, ok, store_token, TestKey, TestServer};
-use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use common::{check, check_request, denied, logs, ok, store_token, TestKey, TestServer};
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use mcp_authz::reload::reload_file;
 
@@ -183,93 +181,12 @@ async fn a_reload_under_a_steady_stream_of_checks_fails_none_and_keeps_logins() 
 
 // ---------------------------------------------------------------- the real binary ----
 
-/// The real `mcp-authz serve` on fresh loopback ports, its config file in a temp dir; killed on
-/// drop.
-struct Process {
-    child: Child,
-    grpc: u16,
-    path: PathBuf,
-    yaml: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Writes `config(key, server_extra, memory, backends)` with fixed ports and starts the binary.
 fn spawn_serve(key: &TestKey, server_extra: &str, backends: &str, extra_args: &[&str]) -> Process {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.yaml");
-    let (grpc, http) = (free_port(), free_port());
-    let yaml = with_ports(
+    Process::spawn(
         &config(Some(key), server_extra, "{ type: memory }", backends),
-        grpc,
-        http,
-    );
-    std::fs::write(&path, &yaml).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_mcp-authz"))
-        .arg("serve")
-        .arg("--config")
-        .arg(&path)
-        .args(extra_args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Process {
-        child,
-        grpc,
-        path,
-        yaml,
-        _dir: dir,
-    }
-}
-
-fn with_ports(yaml: &str, grpc: u16, http: u16) -> String {
-    yaml.replace(
-        "  grpcAddr: \"127.0.0.1:0\"\n  httpAddr: \"127.0.0.1:0\"",
-        &format!("  grpcAddr: \"127.0.0.1:{grpc}\"\n  httpAddr: \"127.0.0.1:{http}\""),
+        extra_args,
     )
-}
-
-async fn connect(port: u16) -> AuthorizationClient<tonic::transport::Channel> {
-    for _ in 0..200 {
-        if let Ok(client) = AuthorizationClient::connect(format!("http://127.0.0.1:{port}")).await {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("mcp-authz did not start");
-}
-
-fn signal(process: &Process, name: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(process.child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-async fn health(port: u16) -> i32 {
-    let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
-    else {
-        return -1;
-    };
-    tonic_health::pb::health_client::HealthClient::new(channel)
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .map(|r| r.into_inner().status)
-        .unwrap_or(-1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,6 +42,8 @@ pub struct Runtime {
     pub pipeline: Pipeline,
     /// The embedded authorization server's signing key.
     pub signing_key: Option<Arc<SigningKey>>,
+    /// It and the keys that signed before it (all verify).
+    pub keys: Option<super::keys::Keys>,
     /// The embedded authorization server.
     pub auth_server: Option<Arc<AuthServer>>,
     /// RFC 9728 protected-resource metadata document.
@@ -111,33 +113,17 @@ pub async fn build(
     // On a reload, what did not change is kept: an ephemeral key (or every token dies), the
     // store (or every login in a memory store is lost), the verifier and its cache, and the
     // exchanged-token cache.
-    let previous_key = previous.and_then(|p| p.signing_key.clone());
-    let signing_key = match &config.auth_server {
-        Some(server) => Some(match (&server.signing_key_file, previous_key) {
-            (Some(path), _) => Arc::new(
-                SigningKey::from_pem_file(std::path::Path::new(path))
-                    .map_err(|e| resource_error("authServer.signingKeyFile", e.to_string()))?,
-            ),
-            (None, Some(key))
-                if previous.is_some_and(|p| {
-                    p.config
-                        .auth_server
-                        .as_ref()
-                        .is_some_and(|s| s.signing_key_file.is_none())
-                }) =>
-            {
-                key
-            }
-            (None, _) => {
-                tracing::warn!("authServer.signingKeyFile is not set: using an ephemeral signing key; tokens will not survive a restart and replicas will not accept each other's tokens");
-                Arc::new(SigningKey::generate())
-            }
-        }),
+    let keys = match &config.auth_server {
+        Some(server) => {
+            let running =
+                previous.and_then(|p| Some((p.config.auth_server.as_ref()?, p.keys.as_ref()?)));
+            Some(super::keys::load(server, running)?)
+        }
         None => None,
     };
-
-    let same_key = match (&signing_key, previous.and_then(|p| p.signing_key.as_ref())) {
-        (Some(new), Some(old)) => Arc::ptr_eq(new, old) || new.kid() == old.kid(),
+    let signing_key = keys.as_ref().map(|k| k.current.clone());
+    let same_key = match (&keys, previous.and_then(|p| p.keys.as_ref())) {
+        (Some(new), Some(old)) => new.same_as(old),
         (None, None) => true,
         _ => false,
     };
@@ -156,37 +142,34 @@ pub async fn build(
     } else {
         match (config.incoming_auth.kind, &config.incoming_auth.oidc) {
             (IncomingAuthType::Oidc, Some(oidc)) => {
-                let keys =
-                    match (&signing_key, &oidc.jwks_file, &oidc.jwks_url) {
-                        (Some(key), _, _) => KeySource::Static(key.key_set().map_err(|e| {
-                            resource_error("authServer.signingKeyFile", e.to_string())
-                        })?),
-                        (None, Some(file), _) => {
-                            let bytes = std::fs::read(file).map_err(|e| {
-                                resource_error("incomingAuth.oidc.jwksFile", e.to_string())
-                            })?;
-                            let (set, notes) = KeySet::from_jwks(&bytes)
-                                .map_err(|e| resource_error("incomingAuth.oidc.jwksFile", e))?;
-                            for note in notes {
-                                tracing::warn!(file = %file, "{note}");
-                            }
-                            KeySource::Static(set)
+                let keys = match (&keys, &oidc.jwks_file, &oidc.jwks_url) {
+                    (Some(keys), _, _) => KeySource::Static(keys.key_set()?),
+                    (None, Some(file), _) => {
+                        let bytes = std::fs::read(file).map_err(|e| {
+                            resource_error("incomingAuth.oidc.jwksFile", e.to_string())
+                        })?;
+                        let (set, notes) = KeySet::from_jwks(&bytes)
+                            .map_err(|e| resource_error("incomingAuth.oidc.jwksFile", e))?;
+                        for note in notes {
+                            tracing::warn!(file = %file, "{note}");
                         }
-                        (None, None, Some(url)) => {
-                            let remote =
-                                RemoteJwks::new(url.clone(), Duration::from_secs(10), http.clone());
-                            if let Err(e) = remote.refresh().await {
-                                tracing::warn!("{e}; will retry when a token arrives");
-                            }
-                            KeySource::Remote(remote)
+                        KeySource::Static(set)
+                    }
+                    (None, None, Some(url)) => {
+                        let remote =
+                            RemoteJwks::new(url.clone(), Duration::from_secs(10), http.clone());
+                        if let Err(e) = remote.refresh().await {
+                            tracing::warn!("{e}; will retry when a token arrives");
                         }
-                        (None, None, None) => {
-                            return Err(resource_error(
-                                "incomingAuth.oidc",
-                                "no key source".to_owned(),
-                            ))
-                        }
-                    };
+                        KeySource::Remote(remote)
+                    }
+                    (None, None, None) => {
+                        return Err(resource_error(
+                            "incomingAuth.oidc",
+                            "no key source".to_owned(),
+                        ))
+                    }
+                };
                 Some(Arc::new(Verifier::new(
                     keys,
                     VerifierSettings {
@@ -261,7 +244,13 @@ pub async fn build(
                 store.clone(),
             )
             .map_err(|m| resource_error("authServer", m))?
-            .with_metrics(metrics.login(), audit);
+            .with_metrics(metrics.login(), audit)
+            .with_published_keys(
+                keys.iter()
+                    .flat_map(|k| k.all())
+                    .map(|k| k.public_jwk())
+                    .collect(),
+            );
             (Some(Arc::new(auth_server)), Some(refresher))
         }
         _ => (None, None),
@@ -309,6 +298,7 @@ pub async fn build(
             exchange_shared,
             http,
             signing_key,
+            keys,
             auth_server,
             resource_metadata,
             resource_metadata_path: prm_path,

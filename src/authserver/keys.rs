@@ -95,9 +95,18 @@ impl SigningKey {
     /// # Errors
     /// [`KeyError::Format`] if the public key cannot be used (never for a valid key).
     pub fn key_set(&self) -> Result<KeySet, KeyError> {
+        let (kid, key) = self.verifying_key()?;
+        Ok(KeySet::single(kid, key))
+    }
+
+    /// The public key, by its id, for verifying.
+    ///
+    /// # Errors
+    /// [`KeyError::Format`] if the public key cannot be used (never for a valid key).
+    pub fn verifying_key(&self) -> Result<(String, VerifyingKey), KeyError> {
         let key =
             DecodingKey::from_ec_components(&self.x, &self.y).map_err(|_| KeyError::Format)?;
-        Ok(KeySet::single(
+        Ok((
             self.kid.clone(),
             VerifyingKey {
                 key,

@@ -43,7 +43,5 @@ pub(super) async fn jwks(
     AxumState(state): AxumState<Handle>,
 ) -> Result<impl IntoResponse, OAuthError> {
     let (server, _) = parts(&state)?;
-    Ok(Json(
-        serde_json::json!({ "keys": [server.key.public_jwk()] }),
-    ))
+    Ok(Json(serde_json::json!({ "keys": server.published_keys })))
 }

@@ -21,6 +21,10 @@ pub struct AuthServerConfig {
     /// PKCS#8 PEM P-256 signing key; absent = an ephemeral key (with a warning).
     #[serde(default)]
     pub signing_key_file: Option<String>,
+    /// Keys that signed earlier: published in the JWKS and still accepted, never used to sign
+    /// (rotation, DESIGN.md §12).
+    #[serde(default)]
+    pub previous_signing_key_files: Vec<String>,
     /// Scopes we advertise and grant (DESIGN.md §10); absent = every scope a backend requires.
     #[serde(default)]
     pub scopes_supported: Option<Vec<String>>,
@@ -153,9 +157,27 @@ pub struct OAuth2UpstreamConfig {
     /// Environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
+    /// File holding the client secret (one trailing newline trimmed).
+    #[serde(default)]
+    pub client_secret_file: Option<String>,
     /// Scopes requested at login.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Where the user's stable subject comes from (the provider issues no ID token).
+    #[serde(default)]
+    pub user_info: Option<UserInfoConfig>,
+}
+
+/// `oauth2.userInfo:` a GET with the fresh access token whose JSON answer names the user.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UserInfoConfig {
+    /// The endpoint (e.g. `https://api.github.com/user`).
+    #[serde(default)]
+    pub url: String,
+    /// Dotted path of the subject in the answer (e.g. `id`); a number is used in decimal.
+    #[serde(default)]
+    pub subject_field: String,
 }
 
 /// `upstreams[].oidc:`.
@@ -172,9 +194,15 @@ pub struct OidcUpstreamConfig {
     /// Environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
+    /// File holding the client secret (one trailing newline trimmed).
+    #[serde(default)]
+    pub client_secret_file: Option<String>,
     /// Scopes requested at login (`openid` is implied).
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// The ID-token claim that names the user (default `sub`).
+    #[serde(default)]
+    pub subject_claim: Option<String>,
 }
 
 /// `authServer.storage:`.

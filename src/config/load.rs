@@ -40,13 +40,26 @@ pub enum ConfigError {
     },
 }
 
-/// Where `*Env` references are resolved.
+/// Where `…Env` and `…File` references are resolved.
 pub trait Environment: Send + Sync {
     /// The variable's value, if set.
     fn var(&self, name: &str) -> Option<String>;
 
     /// Every variable, so that validation can run on another thread.
     fn snapshot(&self) -> HashMap<String, String>;
+
+    /// The first `limit` bytes of a file (more means the file is over the limit).
+    ///
+    /// # Errors
+    /// The file cannot be opened or read.
+    fn read_file(&self, path: &str, limit: u64) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?
+            .take(limit)
+            .read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
 }
 
 /// The process environment.

@@ -125,10 +125,23 @@ pub enum UpstreamEndpoints {
         authorization: url::Url,
         /// Token endpoint.
         token: url::Url,
+        /// Where the user's subject is read, if anywhere.
+        user_info: Option<Box<UserInfoSpec>>,
     },
     /// OpenID Connect: endpoints and keys by discovery from the issuer.
     Oidc {
         /// Issuer URL as configured.
         issuer: String,
+        /// The ID-token claim that names the user.
+        subject_claim: String,
     },
+}
+
+/// `oauth2.userInfo`, validated.
+#[derive(Debug, Clone)]
+pub struct UserInfoSpec {
+    /// The endpoint.
+    pub url: url::Url,
+    /// The subject's path in the answer, one member name per step.
+    pub subject_field: Vec<String>,
 }

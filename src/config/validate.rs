@@ -15,8 +15,10 @@ use super::{Config, Environment, StrategyConfig};
 mod backends;
 mod cross;
 mod scopes;
+mod secrets;
 mod sections;
 mod text;
+mod upstreams;
 
 pub use text::{is_header_text, is_metadata_target, is_valid_header_value};
 

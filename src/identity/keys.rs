@@ -53,6 +53,14 @@ impl KeySet {
         }
     }
 
+    /// A set of keys by their ids.
+    pub fn from_keys(keys: impl IntoIterator<Item = (String, VerifyingKey)>) -> Self {
+        Self {
+            by_kid: keys.into_iter().collect(),
+            without_kid: Vec::new(),
+        }
+    }
+
     /// Parses a JWKS document. Keys we cannot use (HMAC, unsupported curves) are skipped and
     /// named in the returned notes, so the caller can log them.
     ///

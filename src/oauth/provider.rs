@@ -9,10 +9,11 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 mod oidc;
+mod subject;
 
 use super::token_endpoint::{self, Answer, Status, Transport};
 use super::{basic_auth, form_encode};
-use crate::config::spec::{UpstreamEndpoints, UpstreamSpec};
+use crate::config::spec::{UpstreamEndpoints, UpstreamSpec, UserInfoSpec};
 use crate::config::UpstreamType;
 use crate::identity::RemoteJwks;
 use crate::secret::{is_b64token, Token};
@@ -72,6 +73,10 @@ pub struct UpstreamProvider {
     authorization_params: Vec<(String, String)>,
     configured: Option<(url::Url, url::Url)>,
     issuer_url: Option<String>,
+    /// `oauth2.userInfo`: where an `oauth2` login learns who the user is.
+    user_info: Option<Box<UserInfoSpec>>,
+    /// `oidc.subjectClaim`.
+    subject_claim: String,
     discovered: Mutex<Option<Arc<Endpoints>>>,
     http: reqwest::Client,
     /// `server.allowLinkLocalTargets`: whether discovered endpoints may be link-local.
@@ -102,13 +107,14 @@ impl token_endpoint::TokenResponse for TokenResponse {
     }
 }
 
-/// Who an upstream login was, from its verified ID token. Kept with the login session so that
-/// a later login of the same user is judged by the same `scopeGrants` rules.
+/// Who an upstream login was, from its verified ID token or its userinfo answer. Kept with the
+/// login session so that a later login of the same user is judged by the same `scopeGrants`
+/// rules.
 #[derive(Clone, serde::Serialize, Deserialize)]
 pub struct UpstreamUser {
-    /// The ID token's `sub`.
+    /// The subject: the ID token's `subjectClaim` or the userinfo `subjectField`.
     pub subject: String,
-    /// Its other claims (what `scopeGrants` claim rules read; never logged).
+    /// The other claims or members (what `scopeGrants` claim rules read; never logged).
     pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -127,19 +133,24 @@ impl UpstreamProvider {
             UpstreamEndpoints::OAuth2 {
                 authorization,
                 token,
+                ..
             } => (
                 UpstreamType::Oauth2,
                 Some((authorization.clone(), token.clone())),
                 None,
                 spec.scopes.clone(),
             ),
-            UpstreamEndpoints::Oidc { issuer } => {
+            UpstreamEndpoints::Oidc { issuer, .. } => {
                 let mut scopes = spec.scopes.clone();
                 if !scopes.iter().any(|s| s == "openid") {
                     scopes.insert(0, "openid".to_owned());
                 }
                 (UpstreamType::Oidc, None, Some(issuer.clone()), scopes)
             }
+        };
+        let (user_info, subject_claim) = match &spec.endpoints {
+            UpstreamEndpoints::OAuth2 { user_info, .. } => (user_info.clone(), String::new()),
+            UpstreamEndpoints::Oidc { subject_claim, .. } => (None, subject_claim.clone()),
         };
         Self {
             name: Arc::from(spec.name.as_str()),
@@ -155,6 +166,8 @@ impl UpstreamProvider {
             authorization_params: spec.authorization_params.clone(),
             configured,
             issuer_url,
+            user_info,
+            subject_claim,
             discovered: Mutex::new(None),
             http,
             allow_link_local,
@@ -221,8 +234,8 @@ impl UpstreamProvider {
         Ok(url)
     }
 
-    /// Redeems an authorization code; for `oidc` also verifies the ID token against `nonce` and
-    /// returns its `sub`.
+    /// Redeems an authorization code and learns who the user is: for `oidc` from the ID token
+    /// (verified against `nonce`, its `subjectClaim`), for `oauth2` from `userInfo` if set.
     ///
     /// # Errors
     /// [`IdpError`].
@@ -246,7 +259,10 @@ impl UpstreamProvider {
                 Some(self.verify_id_token(id_token, issuer, jwks, nonce).await?)
             }
             (Some(_), None) => return Err(self.rejected("no id_token")),
-            (None, _) => None,
+            (None, _) => match &self.user_info {
+                Some(info) => Some(self.user_info(info, &tokens.access_token).await?),
+                None => None,
+            },
         };
         Ok((tokens, user))
     }
@@ -331,61 +347,4 @@ impl UpstreamProvider {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A discovery document at `/.well-known/openid-configuration` naming `token_endpoint`.
-    async fn issuer_with_token_endpoint(token_endpoint: &'static str) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let issuer = format!("http://{}", listener.local_addr().unwrap());
-        let doc = serde_json::json!({
-            "issuer": issuer,
-            "authorization_endpoint": format!("{issuer}/authorize"),
-            "token_endpoint": token_endpoint,
-            "jwks_uri": format!("{issuer}/jwks"),
-        });
-        let app = axum::Router::new().route(
-            "/.well-known/openid-configuration",
-            axum::routing::get(move || async move { axum::Json(doc) }),
-        );
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        issuer
-    }
-
-    fn provider(issuer: String, allow_link_local: bool) -> UpstreamProvider {
-        let spec = UpstreamSpec {
-            name: "okta".to_owned(),
-            client_id: "c".to_owned(),
-            client_secret: None,
-            scopes: Vec::new(),
-            required: true,
-            authorization_params: Vec::new(),
-            endpoints: UpstreamEndpoints::Oidc { issuer },
-        };
-        UpstreamProvider::new(
-            &spec,
-            crate::oauth::http_client(&[]).unwrap(),
-            allow_link_local,
-        )
-    }
-
-    #[tokio::test]
-    async fn a_discovered_endpoint_on_a_metadata_address_is_refused_unless_allowed() {
-        let issuer = issuer_with_token_endpoint("http://169.254.169.254/latest/meta-data").await;
-        let refused = provider(issuer.clone(), false)
-            .authorization_url("https://mcp.example/cb", "s", "c", "n")
-            .await
-            .unwrap_err();
-        assert_eq!(
-            refused,
-            IdpError::Unavailable {
-                provider: Arc::from("okta"),
-                reason: "discovery names a link-local or metadata address",
-            }
-        );
-        assert!(provider(issuer, true)
-            .authorization_url("https://mcp.example/cb", "s", "c", "n")
-            .await
-            .is_ok());
-    }
-}
+mod tests;

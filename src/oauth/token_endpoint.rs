@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //! One POST to an RFC 6749 token endpoint, shared by every grant we send (code redemption,
-//! refresh, token exchange): the request, the capped body read, the status class and the
-//! recognised error code. Each caller turns the [`Answer`] into its own error type.
+//! refresh, token exchange): the request, the capped body read (JSON, or form-encoded when the
+//! endpoint says so), the status class and the recognised error code. Each caller turns the [`Answer`] into its own error type.
 
 use std::time::Duration;
 
@@ -40,7 +40,8 @@ pub(crate) enum Status {
     Unexpected,
 }
 
-/// One answer: its status and the body parsed as `R` (`None` when it is not such JSON).
+/// One answer: its status and the body parsed as `R` (`None` when it is neither such JSON nor
+/// such a form).
 #[derive(Debug)]
 pub(crate) struct Answer<R> {
     /// HTTP status code.
@@ -68,6 +69,20 @@ impl<R: TokenResponse> Answer<R> {
             .and_then(TokenResponse::error)
             .map(recognised_error_code)
     }
+}
+
+/// A form-encoded answer (GitHub's unless asked for JSON) read as the JSON object of its
+/// string members; `None` when a name appears twice or the body is not UTF-8.
+fn parse_form<R: TokenResponse>(body: &[u8]) -> Option<R> {
+    std::str::from_utf8(body).ok()?;
+    let mut members = serde_json::Map::new();
+    for (name, value) in url::form_urlencoded::parse(body) {
+        let value = serde_json::Value::String(value.into_owned());
+        if members.insert(name.into_owned(), value).is_some() {
+            return None;
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(members)).ok()
 }
 
 /// Posts `form` (already encoded) to `url` with `authorization` (client authentication, if
@@ -102,6 +117,16 @@ pub(crate) async fn post<R: TokenResponse>(
             }
         })?;
         let status = response.status().as_u16();
+        let form = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';').next().is_some_and(|t| {
+                    t.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
+            });
         let body = read_capped(response, MAX_BODY_BYTES)
             .await
             .map_err(|e| match e {
@@ -109,10 +134,12 @@ pub(crate) async fn post<R: TokenResponse>(
                 BodyError::Timeout => Transport::Timeout,
                 BodyError::Failed => Transport::Unreachable,
             })?;
-        Ok(Answer {
-            status,
-            parsed: serde_json::from_slice(&body).ok(),
-        })
+        let parsed = if form {
+            parse_form(&body)
+        } else {
+            serde_json::from_slice(&body).ok()
+        };
+        Ok(Answer { status, parsed })
     })
     .await
     .unwrap_or(Err(Transport::Timeout))

@@ -21,7 +21,8 @@
 //   LOGIN_CLIENT_SECRET  optional; its client_secret_basic secret, default `mcp-authz-secret`
 //
 // Users log in through the devInteractions form with any login and password;
-// the login becomes `sub`, and `<login>@example.com` its email.
+// the login becomes `sub`, `<login>@example.com` its email and `E-<login>` its
+// `employee_id` (in the ID token).
 //
 // stdout carries exactly one line, `ready <port>`; all logging goes to stderr.
 // Test-only endpoints:
@@ -100,6 +101,8 @@ async function findAccount(_ctx, sub) {
       preferred_username: sub,
       email: `${sub}@example.com`,
       email_verified: true,
+      // A stable id other than sub, for upstreams[].oidc.subjectClaim.
+      employee_id: `E-${sub}`,
     }),
   };
 }
@@ -148,7 +151,7 @@ const provider = new Provider(issuer, {
   ],
   scopes: ['openid', 'offline_access', 'read', 'write', 'tools:call'],
   claims: {
-    openid: ['sub'],
+    openid: ['sub', 'employee_id'],
     profile: ['name', 'preferred_username'],
     email: ['email', 'email_verified'],
   },

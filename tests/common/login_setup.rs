@@ -95,6 +95,18 @@ impl Setup {
         extra: &str,
         audit_file: Option<&std::path::Path>,
     ) -> Self {
+        Self::start_edited(names, access_ttl, storage, extra, audit_file, |yaml| yaml).await
+    }
+
+    /// [`Setup::start_audited`] with the config passed through `edit` first.
+    pub async fn start_edited(
+        names: &[&'static str],
+        access_ttl: u64,
+        storage: &str,
+        extra: &str,
+        audit_file: Option<&std::path::Path>,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
         logs();
         let key = TestKey::new();
         let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -116,7 +128,7 @@ impl Setup {
             .into_iter()
             .map(|(n, s)| (n.trim_end_matches('?'), s))
             .collect();
-        let server = TestServer::start_with_http(&yaml, http).await;
+        let server = TestServer::start_with_http(&edit(yaml), http).await;
         Self {
             key,
             issuer,

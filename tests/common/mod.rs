@@ -11,11 +11,13 @@
 
 pub mod browser;
 pub mod envoy;
+pub mod fake_github;
 pub mod fake_sts;
 pub mod https_documents;
 pub mod login_setup;
 pub mod mcp_sdk;
 pub mod oauth_server;
+pub mod process;
 pub mod redis_server;
 
 use std::collections::HashMap;

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 //! Rules for each backend's strategy and for the token-exchange cache.
 
+use super::secrets::{secret_source, SecretFields};
 use super::text::{absolute_url, is_valid_header_value};
 use super::{normalize_subject_token_type, Violations, RESTRICTED_HEADERS, STRATEGY_TYPES};
 use crate::config::spec::{StrategySpec, TokenExchangeSpec};
 use crate::config::{
-    Environment, HeaderInjectionConfig, InlineSecret, StrategyConfig, TokenExchangeCacheConfig,
+    Environment, HeaderInjectionConfig, StrategyConfig, TokenExchangeCacheConfig,
     TokenExchangeConfig,
 };
-use crate::secret::Token;
 
 /// Checks one strategy; its typed form when it breaks no rule.
 pub(super) fn strategy_fields(
@@ -120,8 +120,12 @@ fn header_injection(
     let value = secret_source(
         "V-08",
         path,
-        ("headerValue", &h.header_value),
-        ("headerValueEnv", &h.header_value_env),
+        SecretFields {
+            name: "headerValue",
+            inline: &h.header_value,
+            env: &h.header_value_env,
+            file: &h.header_value_file,
+        },
         true,
         env,
         v,
@@ -164,6 +168,7 @@ fn token_exchange(
         for (field, set) in [
             ("clientSecret", t.client_secret.is_some()),
             ("clientSecretEnv", t.client_secret_env.is_some()),
+            ("clientSecretFile", t.client_secret_file.is_some()),
         ] {
             if set {
                 v.error(
@@ -177,8 +182,12 @@ fn token_exchange(
     let client_secret = secret_source(
         "V-08",
         path,
-        ("clientSecret", &t.client_secret),
-        ("clientSecretEnv", &t.client_secret_env),
+        SecretFields {
+            name: "clientSecret",
+            inline: &t.client_secret,
+            env: &t.client_secret_env,
+            file: &t.client_secret_file,
+        },
         false,
         env,
         v,
@@ -245,49 +254,5 @@ pub(super) fn exchange_cache(c: &TokenExchangeCacheConfig, v: &mut Violations) {
             format!("{path}.defaultLifetimeSeconds"),
             "defaultLifetimeSeconds must be at least 1",
         );
-    }
-}
-
-/// Checks an inline-or-env secret pair and returns the resolved value when there is exactly one.
-pub(super) fn secret_source(
-    rule: &'static str,
-    path: &str,
-    (inline_field, inline): (&str, &Option<InlineSecret>),
-    (env_field, env_name): (&str, &Option<String>),
-    required: bool,
-    env: &dyn Environment,
-    v: &mut Violations,
-) -> Option<Token> {
-    match (inline, env_name) {
-        (Some(_), Some(_)) => {
-            v.error(
-                rule,
-                path,
-                format!("exactly one of {inline_field} and {env_field} must be set"),
-            );
-            None
-        }
-        (None, None) => {
-            if required {
-                v.error(
-                    rule,
-                    path,
-                    format!("exactly one of {inline_field} and {env_field} must be set"),
-                );
-            }
-            None
-        }
-        (Some(value), None) => Some(Token::new(value.expose_secret())),
-        (None, Some(name)) => match env.var(name).filter(|value| !value.is_empty()) {
-            Some(value) => Some(Token::new(value)),
-            None => {
-                v.error(
-                    rule,
-                    format!("{path}.{env_field}"),
-                    format!("environment variable {name} is not set or empty"),
-                );
-                None
-            }
-        },
     }
 }

@@ -117,7 +117,7 @@ fn needs_identity(s: &StrategyConfig) -> bool {
     matches!(s.kind.as_str(), "upstream_inject" | "token_exchange")
 }
 
-/// V-15: the URLs we call (JWKS, upstream token and discovery endpoints, token exchange) point at
+/// V-15: the URLs we call (JWKS, upstream token, userinfo and discovery endpoints, token exchange) point at
 /// no link-local address or cloud metadata service, unless `server.allowLinkLocalTargets` says so.
 pub(super) fn outbound_targets(
     config: &Config,
@@ -144,6 +144,9 @@ pub(super) fn outbound_targets(
         let path = format!("authServer.upstreams[{i}]");
         if let Some(o) = &upstream.oauth2 {
             targets.push((format!("{path}.oauth2.tokenEndpoint"), &o.token_endpoint));
+            if let Some(info) = &o.user_info {
+                targets.push((format!("{path}.oauth2.userInfo.url"), &info.url));
+            }
         }
         if let Some(o) = &upstream.oidc {
             targets.push((format!("{path}.oidc.issuerUrl"), &o.issuer_url));

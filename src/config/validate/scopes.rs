@@ -101,11 +101,15 @@ fn grants(
         return Vec::new();
     }
     let first_required = server.upstreams.iter().find(|u| u.required);
-    if first_required.map(|u| u.kind) != Some(UpstreamType::Oidc) {
+    let names_user = first_required.is_some_and(|u| match u.kind {
+        UpstreamType::Oidc => true,
+        UpstreamType::Oauth2 => u.oauth2.as_ref().is_some_and(|o| o.user_info.is_some()),
+    });
+    if !names_user {
         v.error(
             "V-16",
             "authServer.scopeGrants",
-            "scopeGrants needs the first required upstream to be oidc: its ID token says who the user is",
+            "scopeGrants needs the first required upstream to say who the user is (oidc, or oauth2 with userInfo)",
         );
     }
     let mut out = Vec::new();

@@ -3,14 +3,11 @@
 
 use std::net::SocketAddr;
 
-use super::backends::secret_source;
 use super::text::{absolute_url, is_dns_label};
+use super::upstreams::{upstream_fields, user_naming};
 use super::Violations;
-use crate::config::spec::{UpstreamEndpoints, UpstreamSpec};
-use crate::config::{
-    AuthServerConfig, Config, Environment, IncomingAuthType, StorageType, UpstreamConfig,
-    UpstreamType,
-};
+use crate::config::spec::UpstreamSpec;
+use crate::config::{AuthServerConfig, Config, Environment, IncomingAuthType, StorageType};
 
 pub(super) fn server(config: &Config, v: &mut Violations) {
     let s = &config.server;
@@ -166,6 +163,14 @@ pub(super) fn auth_server(
             "at least one upstream must be required: a first login walks the required upstreams, and the first of them says who the user is",
         );
     }
+    user_naming(server, v);
+    if !server.previous_signing_key_files.is_empty() && server.signing_key_file.is_none() {
+        v.error(
+            "V-05",
+            "authServer.previousSigningKeyFiles",
+            "previousSigningKeyFiles needs signingKeyFile: an ephemeral key cannot be rotated",
+        );
+    }
     let mut seen: Vec<&str> = Vec::new();
     let mut upstreams = Vec::new();
     for (i, upstream) in server.upstreams.iter().enumerate() {
@@ -250,117 +255,3 @@ pub(super) fn auth_server(
     let upstreams = upstreams.into_iter().collect::<Option<Vec<_>>>()?;
     v.clean_since(mark).then_some(upstreams)
 }
-
-fn upstream_fields(
-    path: &str,
-    upstream: &UpstreamConfig,
-    env: &dyn Environment,
-    v: &mut Violations,
-) -> Option<UpstreamSpec> {
-    let mark = v.mark();
-    let (secret, secret_env, endpoints): (_, _, Vec<(&str, &str)>) = match upstream.kind {
-        UpstreamType::Oauth2 => match &upstream.oauth2 {
-            Some(o) => (
-                &o.client_secret,
-                &o.client_secret_env,
-                vec![
-                    (
-                        "oauth2.authorizationEndpoint",
-                        o.authorization_endpoint.as_str(),
-                    ),
-                    ("oauth2.tokenEndpoint", o.token_endpoint.as_str()),
-                ],
-            ),
-            None => {
-                v.error("V-05", path, "type oauth2 requires the oauth2 section");
-                return None;
-            }
-        },
-        UpstreamType::Oidc => match &upstream.oidc {
-            Some(o) => (
-                &o.client_secret,
-                &o.client_secret_env,
-                vec![("oidc.issuerUrl", o.issuer_url.as_str())],
-            ),
-            None => {
-                v.error("V-05", path, "type oidc requires the oidc section");
-                return None;
-            }
-        },
-    };
-    let mut urls = Vec::new();
-    for (field, url) in endpoints {
-        match absolute_url(url, true) {
-            Ok(url) => urls.push(url),
-            Err(why) => v.error("V-05", format!("{path}.{field}"), format!("{field} {why}")),
-        }
-    }
-    let section = if upstream.kind == UpstreamType::Oauth2 {
-        "oauth2"
-    } else {
-        "oidc"
-    };
-    let client_secret = secret_source(
-        "V-05",
-        &format!("{path}.{section}"),
-        ("clientSecret", secret),
-        ("clientSecretEnv", secret_env),
-        false,
-        env,
-        v,
-    );
-    let (client_id, scopes, endpoints) = match (upstream.kind, &upstream.oauth2, &upstream.oidc) {
-        (UpstreamType::Oauth2, Some(o), _) => {
-            let [authorization, token] = <[url::Url; 2]>::try_from(urls).ok()?;
-            let endpoints = UpstreamEndpoints::OAuth2 {
-                authorization,
-                token,
-            };
-            (&o.client_id, &o.scopes, endpoints)
-        }
-        (UpstreamType::Oidc, _, Some(o)) => {
-            let endpoints = UpstreamEndpoints::Oidc {
-                issuer: o.issuer_url.clone(),
-            };
-            (&o.client_id, &o.scopes, endpoints)
-        }
-        _ => return None,
-    };
-    for name in upstream.additional_authorization_params.keys() {
-        let reserved = RESERVED_AUTHORIZATION_PARAMS
-            .iter()
-            .any(|r| r.eq_ignore_ascii_case(name));
-        if reserved || name.is_empty() {
-            v.error(
-                "V-19",
-                format!("{path}.additionalAuthorizationParams.{name}"),
-                format!("{name:?} is a parameter mcp-authz sets itself"),
-            );
-        }
-    }
-    v.clean_since(mark).then(|| UpstreamSpec {
-        name: upstream.name.clone(),
-        client_id: client_id.clone(),
-        client_secret,
-        scopes: scopes.clone(),
-        required: upstream.required,
-        authorization_params: upstream
-            .additional_authorization_params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        endpoints,
-    })
-}
-
-/// The authorization-request parameters we set ourselves (V-19).
-const RESERVED_AUTHORIZATION_PARAMS: [&str; 8] = [
-    "response_type",
-    "client_id",
-    "redirect_uri",
-    "state",
-    "code_challenge",
-    "code_challenge_method",
-    "nonce",
-    "scope",
-];

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::subject::subject_value;
 use super::{Endpoints, IdpError, UpstreamProvider, UpstreamUser};
 use crate::config::validate::is_metadata_target;
 use crate::identity::{RemoteJwks, ALLOWED_ALGORITHMS};
@@ -128,8 +129,17 @@ impl UpstreamProvider {
         if data.claims.nonce.as_deref() != Some(nonce) {
             return Err(self.rejected("id_token nonce mismatch"));
         }
+        let subject = if self.subject_claim == "sub" {
+            Some(data.claims.sub).filter(|s| !s.is_empty())
+        } else {
+            data.claims
+                .rest
+                .get(&self.subject_claim)
+                .and_then(subject_value)
+        };
         Ok(UpstreamUser {
-            subject: data.claims.sub,
+            subject: subject
+                .ok_or_else(|| self.rejected("id_token names nobody by subjectClaim"))?,
             claims: data.claims.rest,
         })
     }
