@@ -8,7 +8,10 @@ pub mod crd;
 
 use kube::CustomResourceExt;
 
-pub use convert::{convert_resources, ConvertError, Converted, Converter, EnvFromSecret, Registry};
+pub use convert::{
+    convert_resources, convert_resources_as, ConvertError, Converted, Converter, EnvFromSecret,
+    Registry, SecretsAs,
+};
 pub use crd::{MCPAuthzServer, MCPExternalAuthConfig};
 
 /// Both CRDs as one multi-document YAML (what `mcp-authz crd` prints and `deploy/crds/` holds).

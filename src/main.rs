@@ -48,7 +48,21 @@ enum Command {
         /// Multi-document YAML with the resources (`-` for stdin).
         #[arg(long = "file", short = 'f')]
         file: PathBuf,
+        /// How Secret references reach the server: `env` (variables the Deployment sets) or
+        /// `files` (mounted Secret volumes, read again at every reload).
+        #[arg(long = "secrets-as", value_enum, default_value = "env")]
+        secrets_as: SecretsAsArg,
     },
+}
+
+/// `--secrets-as`.
+#[cfg(feature = "kubernetes")]
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SecretsAsArg {
+    /// Environment variables.
+    Env,
+    /// Files of mounted Secret volumes.
+    Files,
 }
 
 fn main() -> ExitCode {
@@ -72,7 +86,13 @@ fn main() -> ExitCode {
         #[cfg(feature = "kubernetes")]
         Command::Crd => kubernetes::crd(),
         #[cfg(feature = "kubernetes")]
-        Command::Convert { file } => kubernetes::convert(&file),
+        Command::Convert { file, secrets_as } => kubernetes::convert(
+            &file,
+            match secrets_as {
+                SecretsAsArg::Env => mcp_authz::kubernetes::SecretsAs::Env,
+                SecretsAsArg::Files => mcp_authz::kubernetes::SecretsAs::Files,
+            },
+        ),
     };
     match result {
         Ok(code) => code,
@@ -90,7 +110,9 @@ mod kubernetes {
     use std::path::Path;
     use std::process::ExitCode;
 
-    use mcp_authz::kubernetes::{convert_resources, crd_yaml, ConvertError, Registry};
+    use mcp_authz::kubernetes::{
+        convert_resources_as, crd_yaml, ConvertError, Registry, SecretsAs,
+    };
 
     /// Writes to stdout; a closed pipe (`| head`) ends the output quietly instead of panicking.
     fn emit(text: &str) -> anyhow::Result<()> {
@@ -106,14 +128,14 @@ mod kubernetes {
         Ok(ExitCode::SUCCESS)
     }
 
-    pub(super) fn convert(path: &Path) -> anyhow::Result<ExitCode> {
+    pub(super) fn convert(path: &Path, mode: SecretsAs) -> anyhow::Result<ExitCode> {
         let mut text = String::new();
         if path.as_os_str() == "-" {
             std::io::stdin().read_to_string(&mut text)?;
         } else {
             text = std::fs::read_to_string(path)?;
         }
-        match convert_resources(&text, &Registry::standard()) {
+        match convert_resources_as(&text, &Registry::standard(), mode) {
             Ok(converted) => {
                 for w in &converted.warnings {
                     eprintln!("{w}");
@@ -130,6 +152,12 @@ mod kubernetes {
                             e.env, e.secret, e.key
                         ));
                     }
+                }
+                for secret in &converted.mounts {
+                    out.push_str(&format!(
+                        "# Mount secret {secret} at {}/{secret} (read again at every reload).\n",
+                        mcp_authz::kubernetes::convert::SECRETS_DIR
+                    ));
                 }
                 if let Some(secret) = &converted.signing_key_secret {
                     out.push_str(&format!(

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-//! Configuration hot reload: on SIGHUP, and when the file's content changes (polled, so it also
-//! sees editors that replace the file and Kubernetes ConfigMap symlink swaps). A new file goes
+//! Configuration hot reload: on SIGHUP, and when the file's content or that of a file it names
+//! changes (polled, so it also sees editors that replace the file and Kubernetes ConfigMap and
+//! Secret symlink swaps). A new file goes
 //! through the whole validation first; a refused one is logged and counted and the running
 //! configuration stays.
 
@@ -57,15 +58,44 @@ fn digest(path: &Path) -> Option<[u8; 32]> {
     std::fs::read(path).ok().map(|b| Sha256::digest(&b).into())
 }
 
-/// Reloads `path` on SIGHUP and whenever its content changes (checked every `interval`).
-/// Runs until the process ends.
+/// The digests of the configuration file and of every file the running configuration names
+/// (a Kubernetes Secret volume updates its files in place of the config), read on a blocking
+/// thread.
+async fn digests(state: &State, path: &Path) -> Watched {
+    let config = state.runtime().config.clone();
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let files: Vec<String> = config
+            .referenced_files()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let digests = std::iter::once(digest(&path))
+            .chain(files.iter().map(|f| digest(Path::new(f))))
+            .collect();
+        Watched { files, digests }
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// What the watcher compares: the files the running configuration names, and the digests of
+/// the configuration file and of those.
+#[derive(Default, PartialEq)]
+struct Watched {
+    files: Vec<String>,
+    digests: Vec<Option<[u8; 32]>>,
+}
+
+/// Reloads `path` on SIGHUP and whenever its content, or that of a file it names (a secret, a
+/// key), changes (checked every `interval`). Runs until the process ends.
 pub async fn watch(
     state: Arc<State>,
     path: PathBuf,
     interval: Duration,
     env: Arc<dyn Environment>,
 ) {
-    let mut last = digest(&path);
+    let mut last = digests(&state, &path).await;
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -82,10 +112,14 @@ pub async fn watch(
             _ = signalled => true,
             () = tokio::time::sleep(interval) => false,
         };
-        let current = digest(&path);
+        let current = digests(&state, &path).await;
         if by_signal || current != last {
-            last = current;
             reload_file(&state, &path, env.as_ref()).await;
+            last = current;
+            if state.runtime().config.referenced_files() != last.files {
+                // The new configuration names other files: watch those from now on.
+                last = digests(&state, &path).await;
+            }
         }
     }
 }

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{check, denied, ok, store_token, TestKey, TestServer};
-use mcp_authz::kubernetes::{convert_resources, crd_yaml, MCPExternalAuthConfig, Registry};
+use mcp_authz::kubernetes::convert::{SECRETS_DIR, SIGNING_KEY_DIR};
+use mcp_authz::kubernetes::{
+    convert_resources_as, crd_yaml, MCPExternalAuthConfig, Registry, SecretsAs,
+};
 use serde_json::Value;
 
 fn repo(path: &str) -> PathBuf {
@@ -157,11 +160,12 @@ fn the_cel_rules_are_enforced_by_the_converters() {
     }
 }
 
-/// The example resources, converted.
+/// The example resources, converted as the shipped manifests use them: secrets as files.
 fn example() -> mcp_authz::kubernetes::Converted {
-    convert_resources(
+    convert_resources_as(
         &read("deploy/kubernetes/examples/resources.yaml"),
         &Registry::standard(),
+        SecretsAs::Files,
     )
     .unwrap_or_else(|e| panic!("{e}"))
 }
@@ -178,34 +182,51 @@ fn the_configmap_and_deployment_match_what_convert_prints() {
         "deploy/kubernetes/configmap.yaml is stale: regenerate it with `mcp-authz convert -f deploy/kubernetes/examples/resources.yaml`"
     );
 
-    // Every variable the config reads is set from the right Secret key, and no other.
+    // Every Secret the config reads a file of is mounted where it looks, and no other; no
+    // secret travels in the environment.
     let deployment = yaml_documents(&read("deploy/kubernetes/deployment.yaml"));
-    let container = &deployment[0]["spec"]["template"]["spec"]["containers"][0];
-    let from_secrets: BTreeSet<(String, String, String)> = container["env"]
+    let pod = &deployment[0]["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert!(container.get("env").is_none(), "{}", container["env"]);
+    assert!(converted.env.is_empty());
+    let volume_secret = |volume: &str| -> String {
+        pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == volume)
+            .and_then(|v| v["secret"]["secretName"].as_str())
+            .unwrap_or_else(|| panic!("volume {volume} is not a Secret"))
+            .to_owned()
+    };
+    let mounted: BTreeSet<(String, String)> = container["volumeMounts"]
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|e| {
-            let r = &e["valueFrom"]["secretKeyRef"];
-            Some((
-                e["name"].as_str()?.to_owned(),
-                r["name"].as_str()?.to_owned(),
-                r["key"].as_str()?.to_owned(),
-            ))
+        .filter(|m| m["name"] != "config")
+        .map(|m| {
+            let secret = volume_secret(m["name"].as_str().unwrap());
+            (secret, m["mountPath"].as_str().unwrap().to_owned())
         })
         .collect();
-    let needed: BTreeSet<(String, String, String)> = converted
-        .env
+    let mut needed: BTreeSet<(String, String)> = converted
+        .mounts
         .iter()
-        .map(|e| (e.env.clone(), e.secret.clone(), e.key.clone()))
+        .map(|secret| (secret.clone(), format!("{SECRETS_DIR}/{secret}")))
         .collect();
-    assert_eq!(from_secrets, needed);
-    let volumes = deployment[0]["spec"]["template"]["spec"]["volumes"].to_string();
     if let Some(secret) = &converted.signing_key_secret {
-        assert!(
-            volumes.contains(secret.as_str()),
-            "signing key secret mounted"
-        );
+        needed.insert((secret.clone(), SIGNING_KEY_DIR.to_owned()));
+    }
+    assert_eq!(mounted, needed);
+    for line in converted.config_yaml.lines() {
+        if let Some(path) = line.trim().split_once("File: ").map(|(_, p)| p) {
+            assert!(
+                needed
+                    .iter()
+                    .any(|(_, dir)| path.starts_with(&format!("{dir}/"))),
+                "{path} is in no mounted volume"
+            );
+        }
     }
 }
 
@@ -229,12 +250,30 @@ async fn example_resources_convert_validate_and_serve_checks() {
     config["authServer"]["storage"] = serde_json::json!({ "type": "memory" });
     config["server"]["audit"] = serde_json::json!({ "enabled": false });
     let yaml = yaml_serde::to_string(&config).unwrap();
-    let env: HashMap<String, String> = converted
-        .env
-        .iter()
-        .map(|e| (e.env.clone(), format!("value-of-{}-{}", e.secret, e.key)))
-        .collect();
-    let server = TestServer::start_with_env(&yaml, &env).await;
+    // Each mounted Secret key as a file in a temp dir, its value with a trailing newline as
+    // `kubectl create secret --from-file` often leaves it.
+    let secrets = tempfile::tempdir().unwrap();
+    let mut values: HashMap<String, String> = HashMap::new();
+    let yaml = yaml
+        .lines()
+        .map(|line| match line.split_once("File: ") {
+            Some((field, path)) if path.starts_with(SECRETS_DIR) => {
+                let relative = path.trim_start_matches(SECRETS_DIR).trim_start_matches('/');
+                let local = secrets.path().join(relative.replace('/', "--"));
+                let value = format!("value-of-{relative}");
+                std::fs::write(&local, format!("{value}\n")).unwrap();
+                values.insert(path.to_owned(), value);
+                format!("{field}File: {}", local.display())
+            }
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let server = TestServer::start_with_http(
+        &yaml,
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    )
+    .await;
     let issuer = config["incomingAuth"]["oidc"]["issuer"]
         .as_str()
         .unwrap()
@@ -262,10 +301,10 @@ async fn example_resources_convert_validate_and_serve_checks() {
             "header_injection" => {
                 let ok = ok(&response);
                 let header = ok.headers[0].header.as_ref().unwrap();
-                let var = strategy["headerInjection"]["headerValueEnv"]
+                let file = strategy["headerInjection"]["headerValueFile"]
                     .as_str()
                     .unwrap();
-                assert_eq!(header.value, env[var], "{name}");
+                assert_eq!(header.value, values[file], "{name}: newline trimmed");
             }
             "upstream_inject" => {
                 // No login yet: log in again. With the upstream token: injected.
@@ -312,4 +351,80 @@ fn every_envoy_config_in_deploy_passes_envoy_validate() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+#[test]
+fn secrets_as_files_name_mounted_paths_and_the_new_upstream_fields_carry_over() {
+    let resources = |secret: &str| {
+        format!(
+            r#"
+apiVersion: mcp-authz.dev/v1alpha1
+kind: MCPAuthzServer
+metadata: {{ name: s, namespace: mcp }}
+spec:
+  resourceUrl: https://mcp.example.com/mcp
+  authServer:
+    issuer: https://mcp.example.com
+    allowedAudiences: [https://mcp.example.com/mcp]
+    signingKeySecretRef: {{ name: keys, key: current.pem }}
+    previousSigningKeySecretRefs: [{{ name: keys, key: old.pem }}]
+    upstreams:
+      - name: github
+        type: oauth2
+        additionalAuthorizationParams: {{ allow_signup: "false" }}
+        oauth2: {{ authorizationEndpoint: https://github.com/login/oauth/authorize, tokenEndpoint: https://github.com/login/oauth/access_token, clientId: c, clientSecretRef: {{ name: {secret}, key: client-secret }}, userInfo: {{ url: https://api.github.com/user, subjectField: id }} }}
+      - name: entra
+        type: oidc
+        oidc: {{ issuerUrl: https://login.microsoftonline.com/t/v2.0, clientId: e, subjectClaim: oid }}
+"#
+        )
+    };
+    let converted = convert_resources_as(
+        &resources("github-oauth"),
+        &Registry::standard(),
+        SecretsAs::Files,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(converted.env.is_empty());
+    assert_eq!(converted.mounts, ["github-oauth", "keys"]);
+    let config: Value = yaml_serde::from_str(&converted.config_yaml).unwrap();
+    let auth = &config["authServer"];
+    assert_eq!(
+        auth["upstreams"][0]["oauth2"]["clientSecretFile"],
+        format!("{SECRETS_DIR}/github-oauth/client-secret")
+    );
+    assert_eq!(
+        auth["upstreams"][0]["oauth2"]["userInfo"],
+        serde_json::json!({ "url": "https://api.github.com/user", "subjectField": "id" })
+    );
+    assert_eq!(
+        auth["upstreams"][0]["additionalAuthorizationParams"]["allow_signup"],
+        "false"
+    );
+    assert_eq!(auth["upstreams"][1]["oidc"]["subjectClaim"], "oid");
+    assert_eq!(
+        auth["previousSigningKeyFiles"],
+        serde_json::json!([format!("{SECRETS_DIR}/keys/old.pem")])
+    );
+    // As environment variables, the same secret is a variable; the keys stay files.
+    let as_env = convert_resources_as(
+        &resources("github-oauth"),
+        &Registry::standard(),
+        SecretsAs::Env,
+    )
+    .unwrap();
+    assert_eq!(as_env.env.len(), 1);
+    assert_eq!(as_env.mounts, ["keys"]);
+    // A Secret that would shadow the signing key's mount is refused.
+    let err = convert_resources_as(
+        &resources("signing-key"),
+        &Registry::standard(),
+        SecretsAs::Files,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("would be mounted where the signing key is"),
+        "{err}"
+    );
 }

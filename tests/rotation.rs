@@ -199,3 +199,28 @@ async fn rotation_and_secret_files_follow_sighup_and_an_unreadable_file_refuses_
     assert_eq!(answer(process, &by_new).await.as_deref(), Ok("key-two"));
     assert_eq!(answer(process, &by_old).await, Err(401));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_secret_file_is_picked_up_without_a_signal() {
+    let key = TestKey::new();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("api-key");
+    std::fs::write(&secret, "before\n").unwrap();
+    let secret_path = secret.display().to_string();
+    // As a Kubernetes Secret volume does: the config stays, the file it names changes.
+    let process = Process::spawn(&config(&key, &[], &secret_path), &["--watch-interval", "1"]);
+    let token = key.token("alice", None, serde_json::json!({}));
+    assert_eq!(answer(&process, &token).await.as_deref(), Ok("before"));
+    let replacement = dir.path().join("api-key.new");
+    std::fs::write(&replacement, "after\n").unwrap();
+    std::fs::rename(&replacement, &secret).unwrap();
+    let mut last = None;
+    for _ in 0..100 {
+        last = answer(&process, &token).await.ok();
+        if last.as_deref() == Some("after") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last.as_deref(), Some("after"));
+}

@@ -10,16 +10,18 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::crd::{MCPAuthzServer, MCPExternalAuthConfig, SecretKeyRef};
+use super::crd::{MCPAuthzServer, MCPExternalAuthConfig};
 use crate::config::{self, Violation};
 
 mod authz_server;
 mod external_auth;
+mod secrets;
 
 pub use external_auth::{
     check_sub_objects, Converter, HeaderInjectionConverter, Registry, TokenExchangeConverter,
     UnauthenticatedConverter, UpstreamInjectConverter,
 };
+pub use secrets::{EnvFromSecret, Secrets, SecretsAs, SECRETS_DIR};
 
 /// Where the signing-key Secret is mounted in the Deployment.
 pub const SIGNING_KEY_DIR: &str = "/var/run/secrets/mcp-authz/signing-key";
@@ -51,71 +53,42 @@ pub enum ConvertError {
     Invalid(Vec<Violation>),
 }
 
-/// An environment variable the Deployment fills from a Secret.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct EnvFromSecret {
-    /// Variable name.
-    pub env: String,
-    /// Secret name.
-    pub secret: String,
-    /// Key in the Secret.
-    pub key: String,
-}
-
 /// The conversion's output.
 #[derive(Debug)]
 pub struct Converted {
     /// The runtime configuration (a YAML document).
     pub config_yaml: String,
-    /// Variables the Deployment must set from Secrets, sorted.
+    /// Variables the Deployment must set from Secrets, sorted (`--secrets-as env`).
     pub env: Vec<EnvFromSecret>,
+    /// Secrets the Deployment must mount at `SECRETS_DIR/<name>`, sorted (`--secrets-as
+    /// files`).
+    pub mounts: Vec<String>,
     /// The Secret to mount at [`SIGNING_KEY_DIR`], if any.
     pub signing_key_secret: Option<String>,
     /// Warnings from validation.
     pub warnings: Vec<Violation>,
 }
 
-/// Secret references met during conversion.
-#[derive(Debug, Default)]
-pub struct Secrets(Vec<EnvFromSecret>);
-
-impl Secrets {
-    /// The environment variable standing for `secret_ref`.
-    pub fn env_for(&mut self, secret_ref: &SecretKeyRef) -> String {
-        let sanitize = |s: &str| -> String {
-            s.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_uppercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect()
-        };
-        let env = format!(
-            "MCP_AUTHZ_SECRET_{}_{}",
-            sanitize(&secret_ref.name),
-            sanitize(&secret_ref.key)
-        );
-        let entry = EnvFromSecret {
-            env: env.clone(),
-            secret: secret_ref.name.clone(),
-            key: secret_ref.key.clone(),
-        };
-        if !self.0.contains(&entry) {
-            self.0.push(entry);
-        }
-        env
-    }
-}
-
 /// Reads a multi-document YAML of one `MCPAuthzServer` and its `MCPExternalAuthConfig`s and
-/// builds the runtime configuration, then validates it (secrets count as set).
+/// builds the runtime configuration with secrets as environment variables, then validates it
+/// (secrets count as set).
 ///
 /// # Errors
 /// [`ConvertError`] with the document, resource or rule at fault.
 pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, ConvertError> {
+    convert_resources_as(text, registry, SecretsAs::Env)
+}
+
+/// [`convert_resources`] with secrets as `mode` says: environment variables, or files of
+/// mounted Secret volumes (read again at every reload).
+///
+/// # Errors
+/// [`ConvertError`] with the document, resource or rule at fault.
+pub fn convert_resources_as(
+    text: &str,
+    registry: &Registry,
+    mode: SecretsAs,
+) -> Result<Converted, ConvertError> {
     let mut servers = Vec::new();
     let mut configs: HashMap<(String, String), MCPExternalAuthConfig> = HashMap::new();
     for (i, document) in yaml_serde::Deserializer::from_str(text).enumerate() {
@@ -168,7 +141,7 @@ pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, C
             ))
         }
     };
-    let mut secrets = Secrets::default();
+    let mut secrets = Secrets::new(mode);
     let (config, signing_key_secret) =
         authz_server::runtime_config(server, &configs, registry, &mut secrets)?;
     let resource_error = |message: String| ConvertError::Resource {
@@ -177,27 +150,16 @@ pub fn convert_resources(text: &str, registry: &Registry) -> Result<Converted, C
     };
     let config_yaml = yaml_serde::to_string(&config).map_err(|e| resource_error(e.to_string()))?;
     // Secrets arrive at runtime; for validation they count as set.
-    let env: HashMap<String, String> = secrets
-        .0
-        .iter()
-        .map(|e| (e.env.clone(), "from-secret".to_owned()))
-        .collect();
     let parsed = config::parse_str(&config_yaml).map_err(|e| resource_error(e.to_string()))?;
-    let violations = config::validate(&parsed, &env);
+    let violations = config::validate(&parsed, &secrets.placeholders());
     if violations.iter().any(Violation::is_error) {
         return Err(ConvertError::Invalid(violations));
     }
-    let mut env = secrets.0;
-    env.sort();
-    if let Some(pair) = env.windows(2).find(|w| w[0].env == w[1].env) {
-        return Err(resource_error(format!(
-            "secret {:?} key {:?} and secret {:?} key {:?} both map to {}: rename one",
-            pair[0].secret, pair[0].key, pair[1].secret, pair[1].key, pair[0].env
-        )));
-    }
+    let (env, mounts) = secrets.finish().map_err(resource_error)?;
     Ok(Converted {
         config_yaml,
         env,
+        mounts,
         signing_key_secret,
         warnings: violations,
     })

@@ -9,6 +9,8 @@
 // KubeSchema expands into private copies of the structs it derives for; they trip this lint.
 #![allow(unreachable_pub)]
 
+use std::collections::BTreeMap;
+
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -176,6 +178,21 @@ pub struct OAuth2UpstreamSpec {
     /// Scopes requested at login.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// Where the user's stable subject is read (the provider issues no ID token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_info: Option<UserInfoSpec>,
+}
+
+/// `upstreams[].oauth2.userInfo`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInfoSpec {
+    /// The endpoint, called with the fresh access token.
+    #[schemars(length(min = 1))]
+    pub url: String,
+    /// Dotted path of the subject in its JSON answer (e.g. `id`).
+    #[schemars(length(min = 1))]
+    pub subject_field: String,
 }
 
 /// `upstreams[].oidc`.
@@ -194,6 +211,9 @@ pub struct OidcUpstreamSpec {
     /// Scopes requested at login.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
+    /// The ID-token claim that names the user (default `sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_claim: Option<String>,
 }
 
 /// One upstream identity provider.
@@ -212,6 +232,9 @@ pub struct UpstreamSpec {
     /// backend needs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required: Option<bool>,
+    /// Extra query parameters of the authorization request (e.g. Google's `access_type`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub additional_authorization_params: BTreeMap<String, String>,
     /// For `oauth2`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<OAuth2UpstreamSpec>,
@@ -240,6 +263,13 @@ pub struct RedisSpec {
     /// Key prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<String>,
+    /// Per-command timeout in milliseconds (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub timeout_ms: Option<u64>,
+    /// Upstream-token records kept decoded in the process (default 100000; 0 = off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near_cache_entries: Option<u64>,
 }
 
 /// `authServer.storage`.
@@ -267,6 +297,9 @@ pub struct AuthServerSpec {
     /// PKCS#8 PEM P-256 signing key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key_secret_ref: Option<SecretKeyRef>,
+    /// Keys that signed before it: still published and verifying (rotation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_signing_key_secret_refs: Vec<SecretKeyRef>,
     /// Upstream providers, in login order.
     #[schemars(length(min = 1))]
     pub upstreams: Vec<UpstreamSpec>,

@@ -87,6 +87,15 @@ pub(super) fn runtime_config(
             auth["signingKeyFile"] = format!("{SIGNING_KEY_DIR}/{}", key.key).into();
             signing_key_secret = Some(key.name.clone());
         }
+        if !a.previous_signing_key_secret_refs.is_empty() {
+            // Key files whatever `--secrets-as` says: a key is a file.
+            let files: Vec<String> = a
+                .previous_signing_key_secret_refs
+                .iter()
+                .map(|r| secrets.file(r))
+                .collect();
+            auth["previousSigningKeyFiles"] = files.into();
+        }
         if let Some(storage) = &a.storage {
             auth["storage"] = serde_json::to_value(storage)
                 .map_err(|e| resource_error(format!("storage: {e}")))?;
@@ -122,7 +131,11 @@ fn upstream(u: &UpstreamSpec, secrets: &mut Secrets) -> Result<Value, String> {
                 "scopes": o.scopes,
             });
             if let Some(secret) = &o.client_secret_ref {
-                body["clientSecretEnv"] = secrets.env_for(secret).into();
+                let (field, value) = secrets.source("clientSecret", secret);
+                body[field] = value.into();
+            }
+            if let Some(info) = &o.user_info {
+                body["userInfo"] = json!({ "url": info.url, "subjectField": info.subject_field });
             }
             ("oauth2", body)
         }
@@ -133,7 +146,11 @@ fn upstream(u: &UpstreamSpec, secrets: &mut Secrets) -> Result<Value, String> {
                 "scopes": o.scopes,
             });
             if let Some(secret) = &o.client_secret_ref {
-                body["clientSecretEnv"] = secrets.env_for(secret).into();
+                let (field, value) = secrets.source("clientSecret", secret);
+                body[field] = value.into();
+            }
+            if let Some(claim) = &o.subject_claim {
+                body["subjectClaim"] = claim.as_str().into();
             }
             ("oidc", body)
         }
@@ -151,6 +168,9 @@ fn upstream(u: &UpstreamSpec, secrets: &mut Secrets) -> Result<Value, String> {
     let mut out = json!({ "name": u.name, "type": kind, section: body });
     if let Some(required) = u.required {
         out["required"] = required.into();
+    }
+    if !u.additional_authorization_params.is_empty() {
+        out["additionalAuthorizationParams"] = json!(u.additional_authorization_params);
     }
     Ok(out)
 }

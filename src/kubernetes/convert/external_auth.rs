@@ -31,7 +31,7 @@ impl Converter for UnauthenticatedConverter {
     }
 }
 
-/// `headerInjection` → `header_injection` with `headerValueEnv`.
+/// `headerInjection` → `header_injection` with `headerValueEnv` (or `headerValueFile`).
 #[derive(Debug)]
 pub struct HeaderInjectionConverter;
 
@@ -44,13 +44,10 @@ impl Converter for HeaderInjectionConverter {
         let Some(h) = &spec.header_injection else {
             return Value::Null;
         };
-        json!({
-            "type": "header_injection",
-            "headerInjection": {
-                "headerName": h.header_name,
-                "headerValueEnv": secrets.env_for(&h.value_secret_ref),
-            },
-        })
+        let (field, value) = secrets.source("headerValue", &h.value_secret_ref);
+        let mut body = json!({ "headerName": h.header_name });
+        body[field] = value.into();
+        json!({ "type": "header_injection", "headerInjection": body })
     }
 }
 
@@ -88,7 +85,8 @@ impl Converter for TokenExchangeConverter {
             }
         }
         if let Some(secret) = &t.client_secret_ref {
-            out.insert("clientSecretEnv".into(), secrets.env_for(secret).into());
+            let (field, value) = secrets.source("clientSecret", secret);
+            out.insert(field, value.into());
         }
         if !t.scopes.is_empty() {
             out.insert("scopes".into(), t.scopes.clone().into());
