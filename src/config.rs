@@ -38,7 +38,8 @@ impl std::fmt::Debug for InlineSecret {
 
 pub use auth_server::{
     AuthServerConfig, ClaimRuleConfig, OAuth2UpstreamConfig, OidcUpstreamConfig, RedisConfig,
-    ScopeGrantConfig, StorageConfig, StorageType, UpstreamConfig, UpstreamType, UserInfoConfig,
+    ScopeGrantConfig, StorageConfig, StorageType, TokenEndpointAuthMethod, UpstreamConfig,
+    UpstreamType, UserInfoConfig,
 };
 pub use load::{load_file, parse_str, ConfigError, Environment, ProcessEnv};
 pub use spec::Spec;

@@ -17,6 +17,14 @@ use common::{check, logs, TestKey, TestServer};
 /// mcp-authz whose only (required) upstream is the GitHub-like fake, with `userInfo` when
 /// `user_info`.
 async fn github(user_info: bool) -> (Setup, FakeGitHub) {
+    github_edited(user_info, |yaml| yaml).await
+}
+
+/// [`github`] with the config passed through `edit`.
+async fn github_edited(
+    user_info: bool,
+    edit: impl FnOnce(String) -> String,
+) -> (Setup, FakeGitHub) {
     logs();
     let key = TestKey::new();
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -31,7 +39,7 @@ async fn github(user_info: bool) -> (Setup, FakeGitHub) {
             "  backends:\n",
             "  backends:\n    github: { type: upstream_inject, upstreamInject: { providerName: github } }\n",
         );
-    let server = TestServer::start_with_http(&yaml, http).await;
+    let server = TestServer::start_with_http(&edit(yaml), http).await;
     let setup = Setup {
         key,
         issuer,
@@ -188,5 +196,51 @@ async fn subject_claim_names_the_user_by_an_id_token_claim_and_a_missing_one_is_
     .await;
     let (_, _, back) = attempt(&setup, "alice").await;
     assert_eq!(redirect_error(&back).0, "access_denied");
+    setup.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_upstream_refresh_token_is_the_one_the_next_refresh_sends() {
+    // The real server rotates refresh tokens on every use and refuses a spent one, so a second
+    // refresh only succeeds if the first one's new refresh token was stored.
+    let setup = Setup::start(&["okta"], 2, "{ type: memory }", "").await;
+    let (_, tokens) = setup.full_login("carol").await;
+    let auth = bearer(&tokens);
+    let mut seen = vec![injected(
+        &check(&setup.server, Some(&auth), Some("okta")).await,
+    )];
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        seen.push(injected(
+            &check(&setup.server, Some(&auth), Some("okta")).await,
+        ));
+    }
+    assert!(seen[0] != seen[1] && seen[1] != seen[2], "{seen:?}");
+    let outcomes: Vec<_> = setup
+        .idp("okta")
+        .grants()
+        .await
+        .into_iter()
+        .filter(|g| g["grant_type"] == "refresh_token")
+        .map(|g| g["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, ["ok", "ok"]);
+    setup.server.stop().await;
+}
+
+#[tokio::test]
+async fn the_client_secret_goes_in_the_form_when_the_provider_wants_it_there() {
+    // The fake refuses HTTP Basic as GitHub's documentation implies it may: with the default
+    // client_secret_basic the login is refused, with client_secret_post it works.
+    let (setup, fake) = github_edited(true, |yaml| {
+        yaml.replace("tokenEndpointAuthMethod: client_secret_post, ", "")
+    })
+    .await;
+    let (_, _, back) = attempt(&setup, "alice").await;
+    assert_eq!(redirect_error(&back).0, "access_denied");
+    assert_eq!(fake.token_requests().len(), 1);
+    setup.server.stop().await;
+    let (setup, _fake) = github(true).await;
+    login(&setup, "alice").await;
     setup.server.stop().await;
 }

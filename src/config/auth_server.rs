@@ -160,12 +160,26 @@ pub struct OAuth2UpstreamConfig {
     /// File holding the client secret (one trailing newline trimmed).
     #[serde(default)]
     pub client_secret_file: Option<String>,
+    /// How the client secret is sent to the token endpoint (default `client_secret_basic`).
+    #[serde(default)]
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
     /// Scopes requested at login.
     #[serde(default)]
     pub scopes: Vec<String>,
     /// Where the user's stable subject comes from (the provider issues no ID token).
     #[serde(default)]
     pub user_info: Option<UserInfoConfig>,
+}
+
+/// RFC 8414 `token_endpoint_auth_method` values we can send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    /// HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body (GitHub documents this).
+    ClientSecretPost,
 }
 
 /// `oauth2.userInfo:` a GET with the fresh access token whose JSON answer names the user.
@@ -197,6 +211,9 @@ pub struct OidcUpstreamConfig {
     /// File holding the client secret (one trailing newline trimmed).
     #[serde(default)]
     pub client_secret_file: Option<String>,
+    /// How the client secret is sent to the token endpoint (default `client_secret_basic`).
+    #[serde(default)]
+    pub token_endpoint_auth_method: TokenEndpointAuthMethod,
     /// Scopes requested at login (`openid` is implied).
     #[serde(default)]
     pub scopes: Vec<String>,

@@ -106,6 +106,8 @@ pub struct UpstreamSpec {
     pub client_id: String,
     /// The resolved client secret, if any.
     pub client_secret: Option<Token>,
+    /// How the secret is sent to the token endpoint.
+    pub client_auth: crate::config::TokenEndpointAuthMethod,
     /// Scopes requested at login, as configured.
     pub scopes: Vec<String>,
     /// Whether a first login walks it (§11).

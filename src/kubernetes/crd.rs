@@ -175,12 +175,25 @@ pub struct OAuth2UpstreamSpec {
     /// Our client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_ref: Option<SecretKeyRef>,
+    /// How the secret is sent (default `clientSecretBasic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
     /// Scopes requested at login.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,
     /// Where the user's stable subject is read (the provider issues no ID token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_info: Option<UserInfoSpec>,
+}
+
+/// How an upstream's client secret is sent to its token endpoint.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    /// HTTP Basic.
+    ClientSecretBasic,
+    /// In the form body (GitHub).
+    ClientSecretPost,
 }
 
 /// `upstreams[].oauth2.userInfo`.
@@ -208,6 +221,9 @@ pub struct OidcUpstreamSpec {
     /// Our client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_ref: Option<SecretKeyRef>,
+    /// How the secret is sent (default `clientSecretBasic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
     /// Scopes requested at login.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<String>,

@@ -14,7 +14,7 @@ mod subject;
 use super::token_endpoint::{self, Answer, Status, Transport};
 use super::{basic_auth, form_encode};
 use crate::config::spec::{UpstreamEndpoints, UpstreamSpec, UserInfoSpec};
-use crate::config::UpstreamType;
+use crate::config::{TokenEndpointAuthMethod, UpstreamType};
 use crate::identity::RemoteJwks;
 use crate::secret::{is_b64token, Token};
 
@@ -66,7 +66,10 @@ struct Endpoints {
 pub struct UpstreamProvider {
     name: Arc<str>,
     client_id: String,
+    /// `client_secret_basic`: the `Authorization` header.
     client_auth: Option<Token>,
+    /// `client_secret_post`: the secret for the form.
+    client_secret_post: Option<Token>,
     scopes: Vec<String>,
     kind: UpstreamType,
     required: bool,
@@ -152,13 +155,15 @@ impl UpstreamProvider {
             UpstreamEndpoints::OAuth2 { user_info, .. } => (user_info.clone(), String::new()),
             UpstreamEndpoints::Oidc { subject_claim, .. } => (None, subject_claim.clone()),
         };
+        let secret = spec.client_secret.as_ref().filter(|s| !s.is_empty());
         Self {
             name: Arc::from(spec.name.as_str()),
-            client_auth: spec
-                .client_secret
-                .as_ref()
-                .filter(|s| !s.is_empty())
+            client_auth: secret
+                .filter(|_| spec.client_auth == TokenEndpointAuthMethod::ClientSecretBasic)
                 .map(|s| basic_auth(&spec.client_id, s.expose_secret())),
+            client_secret_post: secret
+                .filter(|_| spec.client_auth == TokenEndpointAuthMethod::ClientSecretPost)
+                .cloned(),
             client_id: spec.client_id.clone(),
             scopes,
             kind,
@@ -295,6 +300,10 @@ impl UpstreamProvider {
             None => {
                 form.push_str("&client_id=");
                 form.push_str(&form_encode(&self.client_id));
+                if let Some(secret) = &self.client_secret_post {
+                    form.push_str("&client_secret=");
+                    form.push_str(&form_encode(secret.expose_secret()));
+                }
                 None
             }
         };

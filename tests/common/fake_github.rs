@@ -124,7 +124,7 @@ impl FakeGitHub {
             String::new()
         };
         format!(
-            "    - {{ name: github, type: oauth2, oauth2: {{ authorizationEndpoint: \"{b}/login/oauth/authorize\", tokenEndpoint: \"{b}/login/oauth/access_token\", clientId: gh-client, clientSecret: gh-secret, scopes: [read:user]{info} }} }}\n",
+            "    - {{ name: github, type: oauth2, oauth2: {{ authorizationEndpoint: \"{b}/login/oauth/authorize\", tokenEndpoint: \"{b}/login/oauth/access_token\", clientId: gh-client, clientSecret: gh-secret, tokenEndpointAuthMethod: client_secret_post, scopes: [read:user]{info} }} }}\n",
             b = self.base
         )
     }
@@ -224,6 +224,12 @@ async fn access_token(
             "The code passed is incorrect or expired.",
         ),
     ];
+    // As GitHub documents it: the client's id and secret in the form.
+    if form.get("client_id").map(String::as_str) != Some("gh-client")
+        || form.get("client_secret").map(String::as_str) != Some("gh-secret")
+    {
+        return answer(json, &[("error", "incorrect_client_credentials")]);
+    }
     let code = form.get("code").and_then(|c| inner.codes.remove(c));
     let Some((login, challenge, redirect)) = code.filter(|_| quirk != Quirk::BadCode) else {
         return answer(json, &bad);

@@ -53,7 +53,7 @@ pub(super) fn upstream_fields(
     v: &mut Violations,
 ) -> Option<UpstreamSpec> {
     let mark = v.mark();
-    let (section, (inline, env_name, file), client_id, scopes) =
+    let (section, (inline, env_name, file), client_id, scopes, client_auth) =
         match (upstream.kind, &upstream.oauth2, &upstream.oidc) {
             (UpstreamType::Oauth2, Some(o), _) => (
                 "oauth2",
@@ -64,6 +64,7 @@ pub(super) fn upstream_fields(
                 ),
                 &o.client_id,
                 &o.scopes,
+                o.token_endpoint_auth_method,
             ),
             (UpstreamType::Oidc, _, Some(o)) => (
                 "oidc",
@@ -74,6 +75,7 @@ pub(super) fn upstream_fields(
                 ),
                 &o.client_id,
                 &o.scopes,
+                o.token_endpoint_auth_method,
             ),
             (UpstreamType::Oauth2, None, _) => {
                 v.error("V-05", path, "type oauth2 requires the oauth2 section");
@@ -157,6 +159,7 @@ pub(super) fn upstream_fields(
         name: upstream.name.clone(),
         client_id: client_id.clone(),
         client_secret,
+        client_auth,
         scopes: scopes.clone(),
         required: upstream.required,
         authorization_params: upstream

@@ -134,6 +134,9 @@ fn upstream(u: &UpstreamSpec, secrets: &mut Secrets) -> Result<Value, String> {
                 let (field, value) = secrets.source("clientSecret", secret);
                 body[field] = value.into();
             }
+            if let Some(method) = o.token_endpoint_auth_method {
+                body["tokenEndpointAuthMethod"] = json!(method);
+            }
             if let Some(info) = &o.user_info {
                 body["userInfo"] = json!({ "url": info.url, "subjectField": info.subject_field });
             }
@@ -148,6 +151,9 @@ fn upstream(u: &UpstreamSpec, secrets: &mut Secrets) -> Result<Value, String> {
             if let Some(secret) = &o.client_secret_ref {
                 let (field, value) = secrets.source("clientSecret", secret);
                 body[field] = value.into();
+            }
+            if let Some(method) = o.token_endpoint_auth_method {
+                body["tokenEndpointAuthMethod"] = json!(method);
             }
             if let Some(claim) = &o.subject_claim {
                 body["subjectClaim"] = claim.as_str().into();

@@ -26,6 +26,7 @@ fn provider(issuer: String, allow_link_local: bool) -> UpstreamProvider {
         name: "okta".to_owned(),
         client_id: "c".to_owned(),
         client_secret: None,
+        client_auth: crate::config::TokenEndpointAuthMethod::ClientSecretBasic,
         scopes: Vec::new(),
         required: true,
         authorization_params: Vec::new(),
