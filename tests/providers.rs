@@ -106,6 +106,11 @@ async fn a_github_user_is_named_by_their_numeric_id_so_two_logins_give_the_same_
         .token_requests()
         .iter()
         .all(|accept| accept == "application/json"));
+    // Debug logs are on in tests: neither the GitHub tokens nor the client secret appear.
+    let mut secrets = fake.issued_tokens();
+    secrets.push("gh-secret".to_owned());
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    logs().assert_never_logged(&secrets);
     setup.server.stop().await;
 }
 

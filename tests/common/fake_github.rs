@@ -102,6 +102,11 @@ impl FakeGitHub {
         self.inner.lock().unwrap().tokens.get(token).cloned()
     }
 
+    /// Every access token issued.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.inner.lock().unwrap().tokens.keys().cloned().collect()
+    }
+
     /// The `Accept` header of every token request, in order.
     pub fn token_requests(&self) -> Vec<String> {
         self.inner.lock().unwrap().token_requests.clone()
