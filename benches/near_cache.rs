@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mcp_authz::secret::{Token, Tsid};
-use mcp_authz::store::{RedisStore, Store};
+use mcp_authz::store::{RedisStore, RedisTarget, Store};
 use mcp_authz::upstream::{UpstreamStore, UpstreamToken};
 
 const ROUNDS: usize = 2000;
@@ -26,7 +26,13 @@ fn token(value: &str) -> UpstreamToken {
 }
 
 fn replica(url: &str) -> UpstreamStore {
-    let kv = RedisStore::new(url, "bench-near:", Duration::from_millis(500)).unwrap();
+    let target = RedisTarget {
+        url,
+        username: None,
+        password: None,
+        tls: None,
+    };
+    let kv = RedisStore::new(&target, "bench-near:", Duration::from_millis(500)).unwrap();
     UpstreamStore::with_near_cache(Store::Redis(kv), 1000)
 }
 

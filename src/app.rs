@@ -5,6 +5,7 @@ pub mod build;
 pub mod grpc;
 pub mod http;
 pub mod keys;
+mod storage;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -38,8 +38,8 @@ impl std::fmt::Debug for InlineSecret {
 
 pub use auth_server::{
     AuthServerConfig, ClaimRuleConfig, OAuth2UpstreamConfig, OidcUpstreamConfig, RedisConfig,
-    ScopeGrantConfig, StorageConfig, StorageType, TokenEndpointAuthMethod, UpstreamConfig,
-    UpstreamType, UserInfoConfig,
+    RedisTlsConfig, ScopeGrantConfig, StorageConfig, StorageType, TokenEndpointAuthMethod,
+    UpstreamConfig, UpstreamType, UserInfoConfig,
 };
 pub use load::{load_file, parse_str, ConfigError, Environment, ProcessEnv};
 pub use spec::Spec;
@@ -76,6 +76,14 @@ impl Config {
         if let Some(server) = &self.auth_server {
             files.extend(server.signing_key_file.as_deref());
             files.extend(server.previous_signing_key_files.iter().map(String::as_str));
+            if let Some(redis) = &server.storage.redis {
+                files.extend(redis.password_file.as_deref());
+                if let Some(tls) = &redis.tls {
+                    files.extend(tls.ca_file.as_deref());
+                    files.extend(tls.cert_file.as_deref());
+                    files.extend(tls.key_file.as_deref());
+                }
+            }
             for upstream in &server.upstreams {
                 if let Some(o) = &upstream.oauth2 {
                     files.extend(o.client_secret_file.as_deref());

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisStore, RedisTarget};
 pub use self::tracking::Invalidate;
 
 /// The store did not answer in time or at all. The reason is fixed text, never a value.

@@ -596,6 +596,45 @@ fn secrets_come_from_exactly_one_of_inline_env_and_a_file_read_with_one_newline_
 }
 
 #[test]
+fn redis_acl_users_passwords_and_tls_files() {
+    let redis = |fields: &str| {
+        with(
+            "  upstreams:\n",
+            &format!("  storage: {{ type: redis, redis: {{ {fields} }} }}\n  upstreams:\n"),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "pw\n").unwrap();
+    let password = password.display();
+    assert_only(
+        &redis(&format!(
+            "url: \"rediss://redis.internal:6380\", username: mcp, passwordFile: \"{password}\", tls: {{ caFile: /etc/ca.pem, certFile: /etc/c.pem, keyFile: /etc/c.key }}"
+        )),
+        &[],
+    );
+    assert_only(
+        &redis("url: \"redis://r:6379\", username: mcp"),
+        &["V-05 authServer.storage.redis.username: an ACL username needs passwordEnv or passwordFile"],
+    );
+    assert_only(
+        &redis(&format!(
+            "url: \"redis://u:p@r:6379\", passwordFile: \"{password}\", tls: {{ certFile: /etc/c.pem }}"
+        )),
+        &[
+            "V-05 authServer.storage.redis.url: the url carries credentials: give them there or in username/passwordEnv/passwordFile, not both",
+            "V-05 authServer.storage.redis.tls: certFile and keyFile go together",
+        ],
+    );
+    assert_only(
+        &redis(&format!(
+            "url: \"redis://r:6379\", passwordEnv: API_KEY, passwordFile: \"{password}\""
+        )),
+        &["V-05 authServer.storage.redis: at most one of passwordEnv and passwordFile may be set"],
+    );
+}
+
+#[test]
 fn v17_tool_rules() {
     let rules = |tools: &str| {
         with(

@@ -376,6 +376,9 @@ spec:
       - name: entra
         type: oidc
         oidc: {{ issuerUrl: https://login.microsoftonline.com/t/v2.0, clientId: e, subjectClaim: oid }}
+    storage:
+      type: redis
+      redis: {{ url: "rediss://redis:6380", username: mcp, passwordSecretRef: {{ name: redis-acl, key: password }}, tls: {{ caSecretRef: {{ name: redis-tls, key: ca.pem }} }} }}
 "#
         )
     };
@@ -386,7 +389,20 @@ spec:
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(converted.env.is_empty());
-    assert_eq!(converted.mounts, ["github-oauth", "keys"]);
+    assert_eq!(
+        converted.mounts,
+        ["github-oauth", "keys", "redis-acl", "redis-tls"]
+    );
+    let config: Value = yaml_serde::from_str(&converted.config_yaml).unwrap();
+    assert_eq!(
+        config["authServer"]["storage"]["redis"],
+        serde_json::json!({
+            "url": "rediss://redis:6380",
+            "username": "mcp",
+            "passwordFile": format!("{SECRETS_DIR}/redis-acl/password"),
+            "tls": { "caFile": format!("{SECRETS_DIR}/redis-tls/ca.pem") },
+        })
+    );
     let config: Value = yaml_serde::from_str(&converted.config_yaml).unwrap();
     let auth = &config["authServer"];
     assert_eq!(
@@ -413,8 +429,12 @@ spec:
         SecretsAs::Env,
     )
     .unwrap();
-    assert_eq!(as_env.env.len(), 1);
-    assert_eq!(as_env.mounts, ["keys"]);
+    assert_eq!(
+        as_env.env.len(),
+        2,
+        "the client secret and the Redis password"
+    );
+    assert_eq!(as_env.mounts, ["keys", "redis-tls"]);
     // A Secret that would shadow the signing key's mount is refused.
     let err = convert_resources_as(
         &resources("signing-key"),

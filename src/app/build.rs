@@ -13,8 +13,7 @@ use crate::authserver::{AuthServer, SigningKey, TOKEN_TYPE as OUR_TOKEN_TYPE};
 use crate::check::Pipeline;
 use crate::config::spec::{BackendSpec, Spec, StrategySpec, TokenExchangeSpec};
 use crate::config::{
-    check, Config, ConfigError, Environment, IncomingAuthType, StorageType,
-    TokenExchangeCacheConfig, Violation,
+    check, Config, ConfigError, Environment, IncomingAuthType, TokenExchangeCacheConfig, Violation,
 };
 use crate::identity::{KeySet, KeySource, RemoteJwks, Verifier, VerifierSettings};
 use crate::oauth::provider::UpstreamProvider;
@@ -22,7 +21,6 @@ use crate::oauth::{http_client, load_roots};
 use crate::response::Challenge;
 use crate::scope::Scopes;
 use crate::secret::Token;
-use crate::store::{MemoryStore, RedisStore, Store};
 use crate::strategy::token_exchange::{
     CacheSettings, ExchangeBackend, ExchangeRequest, ExchangeShared, KeyParts, KeyPrefix,
     RequestParams,
@@ -33,7 +31,7 @@ use crate::strategy::{
 use crate::telemetry::audit::AuditHandle;
 use crate::telemetry::metrics::{ExchangeMetrics, Metrics};
 use crate::tools::ToolRules;
-use crate::upstream::{Refresher, UpstreamStore};
+use crate::upstream::Refresher;
 
 /// One configuration's subsystems, built from a valid config and swapped whole on reload.
 #[derive(Debug)]
@@ -52,6 +50,9 @@ pub struct Runtime {
     pub resource_metadata_path: String,
     /// The configuration this was built from (to see what a reload changes).
     pub config: Arc<Config>,
+    /// What the store's connection was made with (password, TLS files), to see whether a
+    /// reload may keep it.
+    pub storage_fingerprint: Option<[u8; 32]>,
     /// The exchanged-token cache, kept across reloads that do not change it.
     pub exchange_shared: Option<Arc<ExchangeShared>>,
     /// The one outbound HTTP client (token endpoints, discovery, JWKS), built at boot and kept
@@ -190,34 +191,7 @@ pub async fn build(
         }
     };
 
-    let previous_store = previous
-        .filter(|p| {
-            p.config.auth_server.as_ref().map(|s| &s.storage)
-                == config.auth_server.as_ref().map(|s| &s.storage)
-        })
-        .and_then(|p| p.pipeline.store.clone());
-    let store = match (&config.auth_server, previous_store) {
-        (Some(_), Some(store)) => Some(store),
-        (Some(server), None) => Some(Arc::new(
-            match (server.storage.kind, &server.storage.redis) {
-                (StorageType::Redis, Some(redis)) => UpstreamStore::with_near_cache(
-                    Store::Redis(
-                        RedisStore::new(
-                            &redis.url,
-                            &redis.key_prefix,
-                            Duration::from_millis(redis.timeout_ms.unwrap_or(100)),
-                        )
-                        .map_err(|e| {
-                            resource_error("authServer.storage.redis.url", e.to_string())
-                        })?,
-                    ),
-                    redis.near_cache_entries,
-                ),
-                _ => UpstreamStore::new(Store::Memory(MemoryStore::new())),
-            },
-        )),
-        (None, _) => None,
-    };
+    let (store, storage_fingerprint) = super::storage::build(&spec, previous)?;
 
     let (auth_server, refresher) = match (&config.auth_server, &signing_key, &store) {
         (Some(server), Some(key), Some(store)) => {
@@ -295,6 +269,7 @@ pub async fn build(
                 connect,
             },
             config: spec.raw.clone(),
+            storage_fingerprint,
             exchange_shared,
             http,
             signing_key,

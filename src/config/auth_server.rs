@@ -261,6 +261,33 @@ pub struct RedisConfig {
     /// invalidation pushes (default 100000; 0 turns the near cache off).
     #[serde(default = "default_near_cache_entries")]
     pub near_cache_entries: u64,
+    /// ACL user (needs a password).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// File holding the password (one trailing newline trimmed).
+    #[serde(default)]
+    pub password_file: Option<String>,
+    /// TLS settings; set, every connection uses TLS (as `rediss://` does).
+    #[serde(default)]
+    pub tls: Option<RedisTlsConfig>,
+}
+
+/// `authServer.storage.redis.tls:`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RedisTlsConfig {
+    /// PEM bundle of the CAs that sign the server's certificate (instead of the system roots).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Client certificate (PEM), for servers that require one.
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    /// The client certificate's private key (PEM).
+    #[serde(default)]
+    pub key_file: Option<String>,
 }
 
 fn default_near_cache_entries() -> u64 {

@@ -28,6 +28,30 @@ pub struct Spec {
     pub scope_grants: Vec<(String, ScopeGrant)>,
     /// `authServer.upstreams`, in login order (empty without an authorization server).
     pub upstreams: Vec<UpstreamSpec>,
+    /// `authServer.storage.redis`, its password resolved, when the store is Redis.
+    pub redis: Option<RedisSpec>,
+}
+
+/// `authServer.storage.redis`, validated.
+#[derive(Debug, Clone)]
+pub struct RedisSpec {
+    /// `redis://` or `rediss://` URL (a password in it is the file's).
+    pub url: String,
+    /// ACL user.
+    pub username: Option<String>,
+    /// The password from `passwordEnv` or `passwordFile`.
+    pub password: Option<Token>,
+    /// TLS for every connection (also set for `rediss://` without a `tls` section).
+    pub tls: Option<RedisTlsSpec>,
+}
+
+/// TLS files of a Redis connection, read when the store is built.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedisTlsSpec {
+    /// CA bundle replacing the system roots.
+    pub ca_file: Option<String>,
+    /// Client certificate and key, for mutual TLS.
+    pub client: Option<(String, String)>,
 }
 
 /// Who may be granted a scope, by the first upstream's verified ID token.

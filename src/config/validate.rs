@@ -17,6 +17,7 @@ mod cross;
 mod scopes;
 mod secrets;
 mod sections;
+mod storage;
 mod text;
 mod upstreams;
 
@@ -129,6 +130,11 @@ fn run(config: &Config, env: &dyn Environment) -> (Option<Spec>, Vec<Violation>)
         Some(server) => sections::auth_server(server, env, &mut v),
         None => Some(Vec::new()),
     };
+    let redis = config
+        .auth_server
+        .as_ref()
+        .and_then(|s| Some((s.storage.kind, s.storage.redis.as_ref()?)))
+        .and_then(|(kind, redis)| storage::redis(kind, redis, env, &mut v));
     let typed: Vec<_> = strategies
         .iter()
         .map(|(path, strategy)| backends::strategy_fields(path, strategy, env, &mut v))
@@ -165,6 +171,7 @@ fn run(config: &Config, env: &dyn Environment) -> (Option<Spec>, Vec<Violation>)
             scopes_supported,
             scope_grants,
             upstreams: upstreams?,
+            redis,
         })
     })();
     (spec, v.0)

@@ -286,6 +286,30 @@ pub struct RedisSpec {
     /// Upstream-token records kept decoded in the process (default 100000; 0 = off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub near_cache_entries: Option<u64>,
+    /// ACL user (needs `passwordSecretRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+    /// TLS for every connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RedisTlsSpec>,
+}
+
+/// `authServer.storage.redis.tls`: PEM files from Secrets.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisTlsSpec {
+    /// CA bundle of the server's certificate (instead of the system roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// Client certificate (with `keySecretRef`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_secret_ref: Option<SecretKeyRef>,
+    /// The client certificate's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_secret_ref: Option<SecretKeyRef>,
 }
 
 /// `authServer.storage`.

@@ -1,18 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
-//! The Redis store: every key gets the configured prefix; the connection is made lazily and
-//! re-made after failures.
+//! The Redis store: every key gets the configured prefix; the connection (with an ACL user and
+//! TLS when configured) is made lazily and re-made after failures.
 
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use redis::{ProtocolVersion, TlsCertificates};
 use tokio::time::Instant;
 
 use super::StoreError;
+use crate::secret::Token;
 
 /// A Redis-backed store.
 pub struct RedisStore {
     connection: ConnectionManager,
-    info: redis::ConnectionInfo,
+    /// The client the tracking connection uses (RESP3, same address, credentials and TLS).
+    tracking_client: Box<redis::Client>,
     key_prefix: String,
     timeout: Duration,
 }
@@ -26,29 +29,88 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// Where and how to connect: the URL, an ACL user and password, TLS material (PEM bytes).
+pub struct RedisTarget<'a> {
+    /// `redis://` or `rediss://` URL.
+    pub url: &'a str,
+    /// ACL user.
+    pub username: Option<&'a str>,
+    /// Its password (or the `default` user's).
+    pub password: Option<&'a Token>,
+    /// TLS for every connection, with these certificates (empty = system roots, no client
+    /// certificate).
+    pub tls: Option<TlsCertificates>,
+}
+
+impl std::fmt::Debug for RedisTarget<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget").finish_non_exhaustive()
+    }
+}
+
+/// A client for `info`, over TLS when `tls` is given.
+fn client(
+    info: redis::ConnectionInfo,
+    tls: Option<&TlsCertificates>,
+) -> Result<redis::Client, StoreError> {
+    let client = match tls {
+        Some(certificates) => {
+            let info = match info.addr().clone() {
+                redis::ConnectionAddr::Tcp(host, port) => {
+                    info.set_addr(redis::ConnectionAddr::TcpTls {
+                        host,
+                        port,
+                        insecure: false,
+                        tls_params: None,
+                    })
+                }
+                _ => info,
+            };
+            redis::Client::build_with_tls(info, certificates.clone())
+        }
+        None => redis::Client::open(info),
+    };
+    client.map_err(|_| StoreError("invalid redis url or TLS settings"))
+}
+
 impl RedisStore {
-    /// A store for `url`; no connection is attempted until the first command.
+    /// A store for `target`; no connection is attempted until the first command.
     ///
     /// # Errors
-    /// [`StoreError`] when the URL cannot be used.
-    pub fn new(url: &str, key_prefix: &str, timeout: Duration) -> Result<Self, StoreError> {
+    /// [`StoreError`] when the URL or the TLS material cannot be used.
+    pub fn new(
+        target: &RedisTarget<'_>,
+        key_prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
         // Small request/response pairs: without TCP_NODELAY, Nagle and delayed ACKs add ~40 ms
         // to some of them.
-        let info = redis::IntoConnectionInfo::into_connection_info(url)
+        let info = redis::IntoConnectionInfo::into_connection_info(target.url)
             .map_err(|_| StoreError("invalid redis url"))?
             .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client =
-            redis::Client::open(info.clone()).map_err(|_| StoreError("invalid redis url"))?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(username) = target.username {
+            settings = settings.set_username(username);
+        }
+        if let Some(password) = target.password {
+            settings = settings.set_password(password.expose_secret());
+        }
+        let info = info.set_redis_settings(settings.clone());
+        let tracking_info = info
+            .clone()
+            .set_redis_settings(settings.set_protocol(ProtocolVersion::RESP3));
+        let tracking_client = client(tracking_info, target.tls.as_ref())?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(1));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|_| StoreError("cannot create redis connection"))?;
+        let connection =
+            ConnectionManager::new_lazy_with_config(client(info, target.tls.as_ref())?, config)
+                .map_err(|_| StoreError("cannot create redis connection"))?;
         Ok(Self {
             connection,
-            info,
+            tracking_client: Box::new(tracking_client),
             key_prefix: key_prefix.to_owned(),
             timeout,
         })
@@ -58,7 +120,7 @@ impl RedisStore {
     /// for as long as `listener` lives.
     pub(super) fn track(&self, prefix: &str, listener: std::sync::Weak<dyn super::Invalidate>) {
         super::tracking::spawn(
-            self.info.clone(),
+            (*self.tracking_client).clone(),
             self.key_prefix.clone(),
             prefix.to_owned(),
             self.timeout,

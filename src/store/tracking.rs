@@ -8,7 +8,7 @@
 use std::sync::Weak;
 use std::time::Duration;
 
-use redis::{ProtocolVersion, PushKind, Value};
+use redis::{PushKind, Value};
 use tokio::sync::mpsc;
 
 /// Told what changed in Redis. Key names come without the store's key prefix.
@@ -25,28 +25,22 @@ pub trait Invalidate: Send + Sync + 'static {
 const PING_EVERY: Duration = Duration::from_secs(1);
 
 /// Keeps a tracking connection for `prefix` (with the key prefix) up while `listener` lives.
+/// `client` speaks RESP3 (pushes need it).
 pub(super) fn spawn(
-    info: redis::ConnectionInfo,
+    client: redis::Client,
     key_prefix: String,
     prefix: String,
     timeout: Duration,
     listener: Weak<dyn Invalidate>,
 ) {
-    let settings = info
-        .redis_settings()
-        .clone()
-        .set_protocol(ProtocolVersion::RESP3);
-    let info = info.set_redis_settings(settings);
     tokio::spawn(async move {
         let mut pause = Duration::from_millis(100);
         loop {
             if listener.strong_count() == 0 {
                 return;
             }
-            if let Ok(client) = redis::Client::open(info.clone()) {
-                if track(&client, &key_prefix, &prefix, timeout, &listener).await {
-                    pause = Duration::from_millis(100);
-                }
+            if track(&client, &key_prefix, &prefix, timeout, &listener).await {
+                pause = Duration::from_millis(100);
             }
             let Some(alive) = listener.upgrade() else {
                 return;

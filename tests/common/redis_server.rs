@@ -12,14 +12,26 @@ pub struct Redis {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Extra arguments (ACL users, TLS files).
+    extra: Vec<String>,
+    /// Whether `port` is a TLS port (and there is no plain one).
+    tls: bool,
 }
 
 impl Redis {
     pub fn start() -> Self {
+        Self::start_with(&[], false)
+    }
+
+    /// A redis-server with `extra` arguments; with `tls`, its only port speaks TLS (`extra` must
+    /// name the certificate files).
+    pub fn start_with(extra: &[&str], tls: bool) -> Self {
         let mut redis = Self {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().unwrap(),
+            extra: extra.iter().map(|a| (*a).to_owned()).collect(),
+            tls,
         };
         redis.restart();
         redis
@@ -27,17 +39,18 @@ impl Redis {
 
     pub fn restart(&mut self) {
         let bin = std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_owned());
+        let port = self.port.to_string();
+        let ports = if self.tls {
+            ["--port", "0", "--tls-port", &port]
+        } else {
+            ["--port", &port, "--tls-port", "0"]
+        };
         let child = Command::new(bin)
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+            .args(ports)
+            .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .spawn()
             .unwrap();

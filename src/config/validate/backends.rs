@@ -122,7 +122,7 @@ fn header_injection(
         path,
         SecretFields {
             name: "headerValue",
-            inline: &h.header_value,
+            inline: Some(&h.header_value),
             env: &h.header_value_env,
             file: &h.header_value_file,
         },
@@ -184,7 +184,7 @@ fn token_exchange(
         path,
         SecretFields {
             name: "clientSecret",
-            inline: &t.client_secret,
+            inline: Some(&t.client_secret),
             env: &t.client_secret_env,
             file: &t.client_secret_file,
         },

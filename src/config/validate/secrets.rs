@@ -15,8 +15,8 @@ const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 pub(super) struct SecretFields<'a> {
     /// The inline field's name.
     pub name: &'static str,
-    /// The inline value.
-    pub inline: &'a Option<InlineSecret>,
+    /// The inline value; `None` when the secret has no inline field.
+    pub inline: Option<&'a Option<InlineSecret>>,
     /// The environment variable's name.
     pub env: &'a Option<String>,
     /// The file's path.
@@ -34,21 +34,22 @@ pub(super) fn secret_source(
     v: &mut Violations,
 ) -> Option<Token> {
     let name = fields.name;
+    let inline = fields.inline.unwrap_or(&None);
     let given = [
-        fields.inline.is_some(),
+        inline.is_some(),
         fields.env.is_some(),
         fields.file.is_some(),
     ];
     let count = given.iter().filter(|g| **g).count();
     if count > 1 || (count == 0 && required) {
-        v.error(
-            rule,
-            path,
-            format!("exactly one of {name}, {name}Env and {name}File must be set"),
-        );
+        let message = match fields.inline {
+            Some(_) => format!("exactly one of {name}, {name}Env and {name}File must be set"),
+            None => format!("at most one of {name}Env and {name}File may be set"),
+        };
+        v.error(rule, path, message);
         return None;
     }
-    if let Some(value) = fields.inline {
+    if let Some(value) = inline {
         return Some(Token::new(value.expose_secret()));
     }
     if let Some(var) = fields.env {

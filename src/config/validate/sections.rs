@@ -230,22 +230,7 @@ pub(super) fn auth_server(
             );
         }
     }
-    if let Some(redis) = &server.storage.redis {
-        if !(redis.url.starts_with("redis://") || redis.url.starts_with("rediss://")) {
-            v.error(
-                "V-05",
-                "authServer.storage.redis.url",
-                "url must start with redis:// or rediss://",
-            );
-        }
-        if redis.timeout_ms == Some(0) {
-            v.error(
-                "V-05",
-                "authServer.storage.redis.timeoutMs",
-                "timeoutMs must be greater than 0",
-            );
-        }
-    } else if server.storage.kind == StorageType::Redis {
+    if server.storage.redis.is_none() && server.storage.kind == StorageType::Redis {
         v.error(
             "V-05",
             "authServer.storage.redis",

@@ -88,7 +88,7 @@ pub(super) fn upstream_fields(
         };
     let fields = SecretFields {
         name: "clientSecret",
-        inline,
+        inline: Some(inline),
         env: env_name,
         file,
     };

@@ -99,6 +99,33 @@ pub(super) fn runtime_config(
         if let Some(storage) = &a.storage {
             auth["storage"] = serde_json::to_value(storage)
                 .map_err(|e| resource_error(format!("storage: {e}")))?;
+            if let (Some(redis), Some(out)) = (
+                &storage.redis,
+                auth["storage"]
+                    .get_mut("redis")
+                    .and_then(Value::as_object_mut),
+            ) {
+                out.remove("passwordSecretRef");
+                out.remove("tls");
+                if let Some(secret) = &redis.password_secret_ref {
+                    let (field, value) = secrets.source("password", secret);
+                    out.insert(field, value.into());
+                }
+                if let Some(tls) = &redis.tls {
+                    // Certificates are files whatever `--secrets-as` says.
+                    let mut files = Map::new();
+                    for (field, secret) in [
+                        ("caFile", &tls.ca_secret_ref),
+                        ("certFile", &tls.cert_secret_ref),
+                        ("keyFile", &tls.key_secret_ref),
+                    ] {
+                        if let Some(secret) = secret {
+                            files.insert(field.into(), secrets.file(secret).into());
+                        }
+                    }
+                    out.insert("tls".into(), files.into());
+                }
+            }
         }
         config["authServer"] = auth;
     }
