@@ -108,6 +108,27 @@ async fn an_acl_user_with_a_password_file_works_and_a_wrong_password_is_503() {
     let server = TestServer::start(&config(&key, &redis_yaml(&wrong))).await;
     refuses(&key, &server).await;
     server.stop().await;
+
+    // A rotated password file is read at the next reload, and the store reconnects with it,
+    // though the config file itself is the same.
+    let password = dir.path().join("rotating");
+    std::fs::write(&password, "s3cret-pw\n").unwrap();
+    let yaml = config(&key, &redis_yaml(&password));
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let server = TestServer::start(&yaml).await;
+    serves(&key, &server).await;
+    let env = std::collections::HashMap::new();
+    std::fs::write(&password, "not-it\n").unwrap();
+    assert!(mcp_authz::reload::reload_file(&server.state, &path, &env).await);
+    let jwt = key.token("alice", Some("tsid-modes"), serde_json::json!({}));
+    let response = check(&server, Some(&format!("Bearer {jwt}")), Some("github")).await;
+    denied(&response, 14, 503);
+    std::fs::write(&password, "s3cret-pw\n").unwrap();
+    assert!(mcp_authz::reload::reload_file(&server.state, &path, &env).await);
+    let response = check(&server, Some(&format!("Bearer {jwt}")), Some("github")).await;
+    assert_eq!(injected(&response), "Bearer gho_through_redis");
+    server.stop().await;
     logs().assert_never_logged(&["s3cret-pw", "not-it"]);
 }
 
