@@ -6,6 +6,7 @@ pub mod grpc;
 pub mod http;
 pub mod keys;
 mod storage;
+mod verifier;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -9,13 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::authserver::cimd::ClientDocuments;
-use crate::authserver::{AuthServer, SigningKey, TOKEN_TYPE as OUR_TOKEN_TYPE};
+use crate::authserver::{AuthServer, SigningKey};
 use crate::check::Pipeline;
 use crate::config::spec::{BackendSpec, Spec, StrategySpec, TokenExchangeSpec};
-use crate::config::{
-    check, Config, ConfigError, Environment, IncomingAuthType, TokenExchangeCacheConfig, Violation,
-};
-use crate::identity::{KeySet, KeySource, RemoteJwks, Verifier, VerifierSettings};
+use crate::config::{check, Config, ConfigError, Environment, TokenExchangeCacheConfig, Violation};
 use crate::oauth::provider::UpstreamProvider;
 use crate::oauth::{http_client, load_roots};
 use crate::response::Challenge;
@@ -123,73 +120,7 @@ pub async fn build(
         None => None,
     };
     let signing_key = keys.as_ref().map(|k| k.current.clone());
-    let same_key = match (&keys, previous.and_then(|p| p.keys.as_ref())) {
-        (Some(new), Some(old)) => new.same_as(old),
-        (None, None) => true,
-        _ => false,
-    };
-    // A JWKS file is read again on every reload (its keys may have rotated); a JWKS URL refetches
-    // by itself, and our own key is compared by id.
-    let jwks_file = config
-        .incoming_auth
-        .oidc
-        .as_ref()
-        .is_some_and(|o| o.jwks_file.is_some());
-    let reusable_verifier = previous
-        .filter(|p| same_key && !jwks_file && p.config.incoming_auth == config.incoming_auth)
-        .map(|p| p.pipeline.verifier.clone());
-    let verifier = if let Some(verifier) = reusable_verifier {
-        verifier
-    } else {
-        match (config.incoming_auth.kind, &config.incoming_auth.oidc) {
-            (IncomingAuthType::Oidc, Some(oidc)) => {
-                let keys = match (&keys, &oidc.jwks_file, &oidc.jwks_url) {
-                    (Some(keys), _, _) => KeySource::Static(keys.key_set()?),
-                    (None, Some(file), _) => {
-                        let bytes = std::fs::read(file).map_err(|e| {
-                            resource_error("incomingAuth.oidc.jwksFile", e.to_string())
-                        })?;
-                        let (set, notes) = KeySet::from_jwks(&bytes)
-                            .map_err(|e| resource_error("incomingAuth.oidc.jwksFile", e))?;
-                        for note in notes {
-                            tracing::warn!(file = %file, "{note}");
-                        }
-                        KeySource::Static(set)
-                    }
-                    (None, None, Some(url)) => {
-                        let remote =
-                            RemoteJwks::new(url.clone(), Duration::from_secs(10), http.clone());
-                        if let Err(e) = remote.refresh().await {
-                            tracing::warn!("{e}; will retry when a token arrives");
-                        }
-                        KeySource::Remote(remote)
-                    }
-                    (None, None, None) => {
-                        return Err(resource_error(
-                            "incomingAuth.oidc",
-                            "no key source".to_owned(),
-                        ))
-                    }
-                };
-                Some(Arc::new(Verifier::new(
-                    keys,
-                    VerifierSettings {
-                        issuer: oidc.issuer.clone(),
-                        audience: oidc.audience.clone(),
-                        leeway: Duration::from_secs(oidc.leeway_seconds.unwrap_or(30)),
-                        max_token_bytes: oidc.max_token_bytes.unwrap_or(8192),
-                        cache_capacity: 100_000,
-                        // Our own tokens are typed (RFC 9068); an external issuer's as configured.
-                        required_typ: match &signing_key {
-                            Some(_) => Some(OUR_TOKEN_TYPE.to_owned()),
-                            None => oidc.require_typ.clone(),
-                        },
-                    },
-                )))
-            }
-            _ => None,
-        }
-    };
+    let verifier = super::verifier::build(config, keys.as_ref(), previous, &http).await?;
 
     let (store, storage_fingerprint) = super::storage::build(&spec, previous)?;
 
