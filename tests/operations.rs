@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use common::fake_sts::{FakeSts, Reply};
 use common::process::{connect, health, signal, Process};
 use common::redis_server::Redis;
-use common::{check, check_request, denied, logs, ok, store_token, TestKey, TestServer};
+use common::{
+    check, check_request, denied, logs, metric_value, ok, store_token, TestKey, TestServer,
+};
 use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use mcp_authz::reload::reload_file;
 
@@ -59,12 +61,6 @@ fn header_value(response: &CheckResponse, name: &str) -> Option<String> {
         .filter_map(|h| h.header.as_ref())
         .find(|h| h.key == name)
         .map(|h| h.value.clone())
-}
-
-fn metric_value(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .map_or(0, |v| v.trim().parse().unwrap())
 }
 
 /// A token minted with the key the server itself uses (works with an ephemeral key too).

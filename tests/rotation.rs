@@ -84,9 +84,7 @@ impl Running {
             .text()
             .await
             .unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix("mcp_authz_config_reload_failures_total "))
-            .map_or(0, |v| v.trim().parse().unwrap())
+        common::metric_value(&text, "mcp_authz_config_reload_failures_total")
     }
 
     /// Writes `yaml` (ports kept) and sends SIGHUP.

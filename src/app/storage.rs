@@ -37,43 +37,45 @@ fn read_pem(field: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
     Ok(bytes)
 }
 
-/// The TLS certificates `redis.tls` names, and a digest of the connection's credentials.
+/// The TLS certificates `redis.tls` names, and a digest of the connection's credentials (each
+/// part length-prefixed, so different parts can never digest alike).
 fn material(redis: &RedisSpec) -> Result<(Option<redis::TlsCertificates>, [u8; 32]), ConfigError> {
     const TLS: &str = "authServer.storage.redis.tls";
+    let read = |field: &str, path: &Option<String>| match path {
+        Some(path) => read_pem(&format!("{TLS}.{field}"), path).map(Some),
+        None => Ok(None),
+    };
+    let tls = match &redis.tls {
+        Some(tls) => Some((
+            read("caFile", &tls.ca_file)?,
+            read("certFile", &tls.client.as_ref().map(|c| c.0.clone()))?,
+            read("keyFile", &tls.client.as_ref().map(|c| c.1.clone()))?,
+        )),
+        None => None,
+    };
     let mut digest = Sha256::new();
-    if let Some(password) = &redis.password {
-        digest.update(password.expose_secret().as_bytes());
+    let password = redis
+        .password
+        .as_ref()
+        .map(|p| p.expose_secret().as_bytes());
+    let (ca, cert, key) = tls.as_ref().map_or((None, None, None), |(a, b, c)| {
+        (a.as_deref(), b.as_deref(), c.as_deref())
+    });
+    for part in [password, ca, cert, key] {
+        let bytes = part.unwrap_or_default();
+        digest.update((bytes.len() as u64).to_le_bytes());
+        digest.update(bytes);
     }
-    let Some(tls) = &redis.tls else {
-        return Ok((None, digest.finalize().into()));
-    };
-    let root_cert = match &tls.ca_file {
-        Some(path) => Some(read_pem(&format!("{TLS}.caFile"), path)?),
-        None => None,
-    };
-    let client_tls = match &tls.client {
-        Some((cert, key)) => Some(redis::ClientTlsConfig {
-            client_cert: read_pem(&format!("{TLS}.certFile"), cert)?,
-            client_key: read_pem(&format!("{TLS}.keyFile"), key)?,
-        }),
-        None => None,
-    };
-    for part in [
-        root_cert.as_deref(),
-        client_tls.as_ref().map(|c| c.client_cert.as_slice()),
-    ] {
-        digest.update(part.unwrap_or_default());
-    }
-    if let Some(client) = &client_tls {
-        digest.update(&client.client_key);
-    }
-    Ok((
-        Some(redis::TlsCertificates {
-            client_tls,
-            root_cert,
-        }),
-        digest.finalize().into(),
-    ))
+    let certificates = tls.map(|(root_cert, cert, key)| redis::TlsCertificates {
+        client_tls: cert
+            .zip(key)
+            .map(|(client_cert, client_key)| redis::ClientTlsConfig {
+                client_cert,
+                client_key,
+            }),
+        root_cert,
+    });
+    Ok((certificates, digest.finalize().into()))
 }
 
 /// A store and the fingerprint of what its connection was made with.

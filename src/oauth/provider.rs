@@ -132,28 +132,32 @@ impl UpstreamProvider {
     /// `allow_link_local`, endpoints that discovery names on link-local or cloud metadata
     /// addresses are refused, as V-15 refuses configured ones.
     pub fn new(spec: &UpstreamSpec, http: reqwest::Client, allow_link_local: bool) -> Self {
-        let (kind, configured, issuer_url, scopes) = match &spec.endpoints {
+        let (kind, configured, issuer_url, scopes, user_info, subject_claim) = match &spec.endpoints
+        {
             UpstreamEndpoints::OAuth2 {
                 authorization,
                 token,
-                ..
+                user_info,
             } => (
                 UpstreamType::Oauth2,
                 Some((authorization.clone(), token.clone())),
                 None,
                 spec.scopes.clone(),
+                user_info.clone(),
+                String::new(),
             ),
-            UpstreamEndpoints::Oidc { issuer, .. } => {
+            UpstreamEndpoints::Oidc {
+                issuer,
+                subject_claim,
+            } => {
                 let mut scopes = spec.scopes.clone();
                 if !scopes.iter().any(|s| s == "openid") {
                     scopes.insert(0, "openid".to_owned());
                 }
-                (UpstreamType::Oidc, None, Some(issuer.clone()), scopes)
+                let issuer = Some(issuer.clone());
+                let claim = subject_claim.clone();
+                (UpstreamType::Oidc, None, issuer, scopes, None, claim)
             }
-        };
-        let (user_info, subject_claim) = match &spec.endpoints {
-            UpstreamEndpoints::OAuth2 { user_info, .. } => (user_info.clone(), String::new()),
-            UpstreamEndpoints::Oidc { subject_claim, .. } => (None, subject_claim.clone()),
         };
         let secret = spec.client_secret.as_ref().filter(|s| !s.is_empty());
         Self {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //! One POST to an RFC 6749 token endpoint, shared by every grant we send (code redemption,
 //! refresh, token exchange): the request, the capped body read (JSON, or form-encoded when the
-//! endpoint says so), the status class and the recognised error code. Each caller turns the [`Answer`] into its own error type.
+//! endpoint says so), the status class and the recognised error code. Each caller turns the
+//! [`Answer`] into its own error type.
 
 use std::time::Duration;
 

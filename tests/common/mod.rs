@@ -372,3 +372,10 @@ impl LogBuffer {
         }
     }
 }
+
+/// The value of the unlabelled metric `name` in Prometheus text (0 when absent).
+pub fn metric_value(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .map_or(0, |v| v.trim().parse().unwrap())
+}

@@ -35,8 +35,8 @@ fn names_the_user(upstream: &UpstreamConfig) -> bool {
 /// V-20 (a warning): without a required upstream that names the user, every first login gets a
 /// new random `sub`.
 pub(super) fn user_naming(server: &AuthServerConfig, v: &mut Violations) {
-    let required = server.upstreams.iter().filter(|u| u.required);
-    if server.upstreams.iter().any(|u| u.required) && !required.clone().any(names_the_user) {
+    let required: Vec<_> = server.upstreams.iter().filter(|u| u.required).collect();
+    if !required.is_empty() && !required.iter().any(|u| names_the_user(u)) {
         v.warning(
             "V-20",
             "authServer.upstreams",
@@ -107,18 +107,19 @@ pub(super) fn upstream_fields(
                 .user_info
                 .as_ref()
                 .map(|u| (url("oauth2.userInfo.url", &u.url), &u.subject_field));
-            let user_info = user_info.map(|(url, field)| user_info_spec(path, url, field, v));
+            // `Some(None)`: no userInfo; `None`: a userInfo that broke a rule.
+            let user_info = match user_info {
+                Some((url, field)) => {
+                    user_info_spec(path, url, field, v).map(|i| Some(Box::new(i)))
+                }
+                None => Some(None),
+            };
             match (authorization, token, user_info) {
-                (Some(authorization), Some(token), None) => Some(UpstreamEndpoints::OAuth2 {
-                    authorization,
-                    token,
-                    user_info: None,
-                }),
-                (Some(authorization), Some(token), Some(Some(info))) => {
+                (Some(authorization), Some(token), Some(user_info)) => {
                     Some(UpstreamEndpoints::OAuth2 {
                         authorization,
                         token,
-                        user_info: Some(Box::new(info)),
+                        user_info,
                     })
                 }
                 _ => None,

@@ -38,10 +38,13 @@ pub struct EnvFromSecret {
 pub struct Secrets {
     mode: SecretsAs,
     refs: Vec<EnvFromSecret>,
-    /// Secrets mounted whatever the mode ([`Secrets::file`]).
-    always_files: Vec<String>,
-    /// Every (secret, key) given as a file by [`Secrets::file`].
+    /// Every (secret, key) given as a file whatever the mode, by [`Secrets::file`].
     paths: Vec<(String, String)>,
+}
+
+/// Where `key` of Secret `secret` is mounted.
+fn path_of(secret: &str, key: &str) -> String {
+    format!("{SECRETS_DIR}/{secret}/{key}")
 }
 
 fn sanitize(s: &str) -> String {
@@ -95,7 +98,7 @@ impl Secrets {
             SecretsAs::Env => (format!("{field}Env"), env),
             SecretsAs::Files => (
                 format!("{field}File"),
-                format!("{SECRETS_DIR}/{}/{}", secret_ref.name, secret_ref.key),
+                path_of(&secret_ref.name, &secret_ref.key),
             ),
         }
     }
@@ -103,10 +106,9 @@ impl Secrets {
     /// The path of `secret_ref` in its mounted volume (for what is always a file, like a key);
     /// its Secret is listed for mounting.
     pub fn file(&mut self, secret_ref: &SecretKeyRef) -> String {
-        self.always_files.push(secret_ref.name.clone());
         self.paths
             .push((secret_ref.name.clone(), secret_ref.key.clone()));
-        format!("{SECRETS_DIR}/{}/{}", secret_ref.name, secret_ref.key)
+        path_of(&secret_ref.name, &secret_ref.key)
     }
 
     /// An environment in which every reference resolves (the values arrive at runtime).
@@ -115,7 +117,7 @@ impl Secrets {
         let mut files = Vec::new();
         for r in &self.refs {
             vars.insert(r.env.clone(), "from-secret".to_owned());
-            files.push(format!("{SECRETS_DIR}/{}/{}", r.secret, r.key));
+            files.push(path_of(&r.secret, &r.key));
         }
         Placeholders { vars, files }
     }
@@ -126,41 +128,23 @@ impl Secrets {
     /// Two references that map to the same variable, or a name or key that is not one path
     /// component.
     pub(super) fn finish(self) -> Result<(Vec<EnvFromSecret>, Vec<String>), String> {
-        if let Some((secret, key)) = self
-            .paths
+        let mut env = self.refs;
+        env.sort();
+        let as_files = self.mode == SecretsAs::Files;
+        let files = env
             .iter()
+            .filter(|_| as_files)
+            .map(|r| (&r.secret, &r.key))
+            .chain(self.paths.iter().map(|(secret, key)| (secret, key)));
+        if let Some((secret, key)) = files
+            .clone()
             .find(|(s, k)| !path_component(s) || !path_component(k))
         {
             return Err(format!(
                 "secret {secret:?} key {key:?} is not a Kubernetes Secret name and key"
             ));
         }
-        let mut env = self.refs;
-        env.sort();
-        let (env, mut mounts) = match self.mode {
-            SecretsAs::Env => {
-                if let Some(pair) = env.windows(2).find(|w| w[0].env == w[1].env) {
-                    return Err(format!(
-                        "secret {:?} key {:?} and secret {:?} key {:?} both map to {}: rename one",
-                        pair[0].secret, pair[0].key, pair[1].secret, pair[1].key, pair[0].env
-                    ));
-                }
-                (env, Vec::new())
-            }
-            SecretsAs::Files => {
-                if let Some(bad) = env
-                    .iter()
-                    .find(|r| !path_component(&r.secret) || !path_component(&r.key))
-                {
-                    return Err(format!(
-                        "secret {:?} key {:?} is not a Kubernetes Secret name and key",
-                        bad.secret, bad.key
-                    ));
-                }
-                (Vec::new(), env.into_iter().map(|r| r.secret).collect())
-            }
-        };
-        mounts.extend(self.always_files);
+        let mut mounts: Vec<String> = files.map(|(secret, _)| secret.clone()).collect();
         mounts.sort();
         mounts.dedup();
         if mounts.iter().any(|m| m == "signing-key") {
@@ -168,6 +152,15 @@ impl Secrets {
                 "a Secret named signing-key would be mounted where the signing key is: rename it"
                     .to_owned(),
             );
+        }
+        if as_files {
+            return Ok((Vec::new(), mounts));
+        }
+        if let Some(pair) = env.windows(2).find(|w| w[0].env == w[1].env) {
+            return Err(format!(
+                "secret {:?} key {:?} and secret {:?} key {:?} both map to {}: rename one",
+                pair[0].secret, pair[0].key, pair[1].secret, pair[1].key, pair[0].env
+            ));
         }
         Ok((env, mounts))
     }
